@@ -1,0 +1,106 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+// The library targets mirror the layers in DESIGN.md; data flows down only:
+// TidingsApp → TidingsHTTP → TidingsServices → (TidingsDomain, TidingsStorage, TidingsCrypto)
+let package = Package(
+    name: "tidings",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "tidings", targets: ["tidings"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/sql-kit", from: "3.36.0"),
+        .package(url: "https://github.com/vapor/sqlite-kit", from: "4.5.2"),
+        .package(url: "https://github.com/vapor/postgres-kit", from: "2.17.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+    ],
+    targets: [
+        // Pure types and rules: no I/O, no framework.
+        .target(name: "TidingsDomain"),
+        // Key hashing, identifiers and (later) sealing of fields.
+        .target(
+            name: "TidingsCrypto",
+            dependencies: [
+                "TidingsDomain",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // Repositories over SQLKit, migrations, SQLite and PostgreSQL clients.
+        .target(
+            name: "TidingsStorage",
+            dependencies: [
+                "TidingsDomain",
+                "TidingsCrypto",
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "SQLiteKit", package: "sqlite-kit"),
+                .product(name: "PostgresKit", package: "postgres-kit"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // Use cases: what the API, the CLI and background jobs call.
+        .target(
+            name: "TidingsServices",
+            dependencies: [
+                "TidingsDomain",
+                "TidingsCrypto",
+                "TidingsStorage",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The JSON API: routes, middleware, the OpenAPI document.
+        .target(
+            name: "TidingsHTTP",
+            dependencies: [
+                "TidingsDomain",
+                "TidingsServices",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.copy("openapi.json")]
+        ),
+        // Composition root: configuration and the builder used by the CLI and by tests.
+        .target(
+            name: "TidingsApp",
+            dependencies: [
+                "TidingsDomain",
+                "TidingsCrypto",
+                "TidingsStorage",
+                "TidingsServices",
+                "TidingsHTTP",
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "tidings",
+            dependencies: [
+                "TidingsApp",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "TidingsTests",
+            dependencies: [
+                "TidingsDomain",
+                "TidingsCrypto",
+                "TidingsStorage",
+                "TidingsServices",
+                "TidingsHTTP",
+                "TidingsApp",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+    ]
+)

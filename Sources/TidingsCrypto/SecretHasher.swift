@@ -1,0 +1,21 @@
+import Crypto
+import Foundation
+
+/// Keyed hashing of secrets (HMAC-SHA-256) with a server key kept outside the database.
+///
+/// API keys are stored only as this hash, so a copy of the database does not
+/// let anyone call the API; without the server key the hashes cannot even be
+/// brute-forced offline.
+public struct SecretHasher: Sendable {
+    private let key: SymmetricKey
+
+    public init(key: SymmetricKey) {
+        self.key = key
+    }
+
+    /// Lowercase hex of HMAC-SHA-256(key, secret).
+    public func hash(_ secret: String) -> String {
+        let mac = HMAC<SHA256>.authenticationCode(for: Data(secret.utf8), using: key)
+        return mac.map { String(format: "%02x", $0) }.joined()
+    }
+}

@@ -1,0 +1,143 @@
+import Foundation
+import Synchronization
+import TidingsCrypto
+import TidingsDomain
+import TidingsStorage
+
+/// Managing API keys of one workspace, and recognising a presented key.
+public struct APIKeyService: Sendable {
+    let env: ServiceEnvironment
+    private let usage: UsageRecorder
+
+    public init(_ env: ServiceEnvironment) {
+        self.env = env
+        self.usage = UsageRecorder()
+    }
+
+    /// The default overlap during which a rotated key's old secret keeps working.
+    public static let defaultRotationOverlap: TimeInterval = 24 * 3600
+    public static let maxRotationOverlap: TimeInterval = 30 * 24 * 3600
+
+    public struct Issued: Sendable {
+        public var key: APIKey
+        /// Shown once; only its keyed hash is stored.
+        public var token: APIKeyToken
+    }
+
+    public func create(workspaceId: String, name rawName: String, scopes: [Scope], expiresAt: Date?) async throws -> Issued {
+        let name = rawName.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !name.isEmpty, name.count <= APIKey.maxNameLength else {
+            throw DomainError.invalid("invalid_name", "The key name must be 1 to \(APIKey.maxNameLength) characters.", field: "name")
+        }
+        guard !scopes.isEmpty else { throw DomainError.invalid("invalid_scopes", "At least one scope is required.", field: "scopes") }
+        let now = env.now()
+        if let expiresAt, expiresAt <= now {
+            throw DomainError.invalid("invalid_expiry", "The expiry must be in the future.", field: "expiresAt")
+        }
+        let token = APIKeyToken.generate()
+        let key = APIKey(
+            id: Identifier.make("key", at: now), workspaceId: workspaceId, name: name, scopes: scopes.sorted(),
+            hint: token.hint, createdAt: now, expiresAt: expiresAt, revokedAt: nil, lastUsedAt: nil
+        )
+        let secretHash = env.hasher.hash(token.secret)
+        try await env.database.transaction { db in
+            guard try await WorkspaceRepository(db).find(id: workspaceId) != nil else {
+                throw DomainError.notFound("workspace_not_found", "No workspace with this id exists.")
+            }
+            try await APIKeyRepository(db, workspaceId: workspaceId).insert(key, secretHash: secretHash)
+        }
+        return Issued(key: key, token: token)
+    }
+
+    public func list(workspaceId: String) async throws -> [APIKey] {
+        try await env.database.read { db in try await APIKeyRepository(db, workspaceId: workspaceId).list() }
+    }
+
+    public func get(workspaceId: String, id: String) async throws -> APIKey {
+        guard let key = try await env.database.read({ db in try await APIKeyRepository(db, workspaceId: workspaceId).find(id: id) }) else {
+            throw Self.notFound
+        }
+        return key
+    }
+
+    /// Revokes at once. Revoking a revoked key changes nothing (idempotent).
+    public func revoke(workspaceId: String, id: String) async throws -> APIKey {
+        let now = env.now()
+        return try await env.database.transaction { db in
+            let repository = APIKeyRepository(db, workspaceId: workspaceId)
+            guard try await repository.find(id: id) != nil else { throw Self.notFound }
+            try await repository.revoke(id: id, at: now)
+            return try await repository.find(id: id)!
+        }
+    }
+
+    /// Issues a new secret for the key; the previous secret keeps working for `overlap` seconds.
+    public func rotate(workspaceId: String, id: String, overlap: TimeInterval) async throws -> Issued {
+        guard overlap >= 0, overlap <= Self.maxRotationOverlap else {
+            throw DomainError.invalid(
+                "invalid_overlap", "The overlap must be between 0 and \(Int(Self.maxRotationOverlap)) seconds.", field: "overlapSeconds"
+            )
+        }
+        let now = env.now()
+        let token = APIKeyToken.generate()
+        let secretHash = env.hasher.hash(token.secret)
+        let key = try await env.database.transaction { db in
+            let repository = APIKeyRepository(db, workspaceId: workspaceId)
+            guard let key = try await repository.find(id: id) else { throw Self.notFound }
+            guard key.isUsable(at: now) else {
+                throw DomainError(.conflict, code: "api_key_not_active", message: "A revoked or expired key cannot be rotated.")
+            }
+            try await repository.rotate(
+                id: id, newSecretHash: secretHash, newHint: token.hint,
+                oldSecretsValidUntil: now.addingTimeInterval(overlap), at: now
+            )
+            return try await repository.find(id: id)!
+        }
+        return Issued(key: key, token: token)
+    }
+
+    /// Recognises a bearer token. Every failure is the same 401 to the caller, so a
+    /// guesser learns nothing; the reason is kept for the log.
+    public func authenticate(bearer: String) async throws -> Principal {
+        guard let token = APIKeyToken(parsing: bearer) else {
+            throw DomainError(.unauthenticated, code: "invalid_api_key", message: "The API key is malformed.")
+        }
+        let now = env.now()
+        let secretHash = env.hasher.hash(token.secret)
+        guard let key = try await env.database.read({ db in
+            try await CredentialRepository(db).key(forSecretHash: secretHash, at: now)
+        }) else {
+            throw DomainError(.unauthenticated, code: "invalid_api_key", message: "The API key is not valid.")
+        }
+        guard key.revokedAt == nil else {
+            throw DomainError(.unauthenticated, code: "invalid_api_key", message: "The API key has been revoked.")
+        }
+        if let expiresAt = key.expiresAt, expiresAt <= now {
+            throw DomainError(.unauthenticated, code: "invalid_api_key", message: "The API key has expired.")
+        }
+        if usage.shouldRecord(keyId: key.id, at: now) {
+            try await env.database.transaction { db in
+                try await APIKeyRepository(db, workspaceId: key.workspaceId).markUsed(id: key.id, at: now)
+            }
+        }
+        return Principal(workspaceId: key.workspaceId, apiKeyId: key.id, scopes: key.scopes)
+    }
+
+    static let notFound = DomainError.notFound("api_key_not_found", "No API key with this id exists in this workspace.")
+}
+
+/// Limits `last_used_at` writes to one per key per minute, so authentication stays a read.
+final class UsageRecorder: Sendable {
+    private let lastRecorded = Mutex<[String: Date]>([:])
+    static let interval: TimeInterval = 60
+
+    func shouldRecord(keyId: String, at now: Date) -> Bool {
+        lastRecorded.withLock { recorded in
+            if let last = recorded[keyId], now.timeIntervalSince(last) < Self.interval, now >= last {
+                return false
+            }
+            recorded[keyId] = now
+            return true
+        }
+    }
+}

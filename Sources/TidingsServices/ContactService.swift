@@ -1,0 +1,173 @@
+import Foundation
+import SQLKit
+import TidingsCrypto
+import TidingsDomain
+import TidingsStorage
+
+/// Contacts: the SendStreak-compatible upsert and delete, and the reads SendStreak lacks.
+public struct ContactService: Sendable {
+    let env: ServiceEnvironment
+
+    public init(_ env: ServiceEnvironment) {
+        self.env = env
+    }
+
+    public static let maxPageSize = 500
+    public static let defaultPageSize = 50
+
+    public struct Upserted: Sendable {
+        public var contact: Contact
+        public var created: Bool
+    }
+
+    /// The flat SendStreak body: `email` plus attributes; `null` removes an attribute.
+    public func upsert(workspaceId: String, body: [String: JSONValue]) async throws -> Upserted {
+        guard let emailValue = body["email"] else {
+            throw DomainError.invalid("missing_field", "The field 'email' is required.", field: "email")
+        }
+        guard case .string(let rawEmail) = emailValue else {
+            throw DomainError.invalid("invalid_type", "The field 'email' must be a string.", field: "email")
+        }
+        let email = try EmailAddress(rawEmail)
+        var attributes = body
+        attributes["email"] = nil
+        let changes = try AttributeMap.parse(attributes, fieldPrefix: "")
+        let now = env.now()
+        return try await env.database.transaction { db in
+            try await Self.upsert(db: db, workspaceId: workspaceId, email: email, changes: changes, now: now)
+        }
+    }
+
+    /// Creates or updates one contact inside the caller's transaction.
+    static func upsert(
+        db: any SQLDatabase, workspaceId: String, email: EmailAddress, changes: [String: AttributeValue?], now: Date
+    ) async throws -> Upserted {
+        let repository = ContactRepository(db, workspaceId: workspaceId)
+        // Two attempts: a concurrent insert of the same address turns our insert into an update.
+        for _ in 0..<2 {
+            if var contact = try await repository.find(email: email) {
+                try contact.apply(changes)
+                let set = changes.compactMapValues { $0 }
+                let remove = changes.filter { $0.value == nil }.map(\.key)
+                try await repository.update(contactId: contact.id, set: set, remove: remove, at: now)
+                contact.updatedAt = now
+                return Upserted(contact: contact, created: false)
+            }
+            var contact = Contact(
+                id: Identifier.make("ct", at: now), workspaceId: workspaceId, email: email, status: .active,
+                attributes: [:], createdAt: now, updatedAt: now
+            )
+            try contact.apply(changes)
+            if try await repository.insert(contact) {
+                return Upserted(contact: contact, created: true)
+            }
+        }
+        throw DomainError(.conflict, code: "concurrent_update", message: "The contact changed concurrently; retry the request.")
+    }
+
+    /// Removes the contact and everything tied to it. Returns whether it existed; deleting twice is fine.
+    @discardableResult
+    public func delete(workspaceId: String, email rawEmail: String) async throws -> Bool {
+        let email = try EmailAddress(rawEmail)
+        return try await env.database.transaction { db in
+            try await ContactRepository(db, workspaceId: workspaceId).delete(email: email)
+        }
+    }
+
+    public func get(workspaceId: String, email rawEmail: String) async throws -> Contact {
+        let email = try EmailAddress(rawEmail)
+        guard let contact = try await env.database.read({ db in
+            try await ContactRepository(db, workspaceId: workspaceId).find(email: email)
+        }) else { throw Self.notFound }
+        return contact
+    }
+
+    public func list(
+        workspaceId: String, filter: ContactRepository.Filter, cursor: String?, limit: Int?
+    ) async throws -> Page<Contact> {
+        let limit = try Self.pageSize(limit)
+        let afterId = try cursor.map(Cursor.decode)
+        var filter = filter
+        var normalised: [String: String] = [:]
+        for (name, value) in filter.attributes {
+            normalised[try AttributeName.normalise(name, field: "attributes[\(name)]")] = value
+        }
+        filter.attributes = normalised
+        let contacts = try await env.database.read { [filter] db in
+            try await ContactRepository(db, workspaceId: workspaceId).list(filter: filter, afterId: afterId, limit: limit + 1)
+        }
+        return Page.slice(contacts, limit: limit, id: \.id)
+    }
+
+    public func events(workspaceId: String, email rawEmail: String, cursor: String?, limit: Int?) async throws -> Page<ContactEvent> {
+        let email = try EmailAddress(rawEmail)
+        let limit = try Self.pageSize(limit)
+        let afterId = try cursor.map(Cursor.decode)
+        let events = try await env.database.read { db in
+            guard let contactId = try await ContactRepository(db, workspaceId: workspaceId).findId(email: email) else {
+                throw Self.notFound
+            }
+            return try await EventRepository(db, workspaceId: workspaceId).list(contactId: contactId, afterId: afterId, limit: limit + 1)
+        }
+        return Page.slice(events, limit: limit, id: \.id)
+    }
+
+    /// Everything held about one person, for access and portability requests (GDPR Art. 15 and 20).
+    public struct Export: Sendable {
+        public var contact: Contact
+        public var events: [ContactEvent]
+        public var generatedAt: Date
+    }
+
+    public func export(workspaceId: String, email rawEmail: String) async throws -> Export {
+        let email = try EmailAddress(rawEmail)
+        let now = env.now()
+        return try await env.database.read { db in
+            guard let contact = try await ContactRepository(db, workspaceId: workspaceId).find(email: email) else {
+                throw Self.notFound
+            }
+            let events = try await EventRepository(db, workspaceId: workspaceId).list(contactId: contact.id, afterId: nil, limit: nil)
+            return Export(contact: contact, events: events, generatedAt: now)
+        }
+    }
+
+    static func pageSize(_ limit: Int?) throws(DomainError) -> Int {
+        guard let limit else { return defaultPageSize }
+        guard (1...maxPageSize).contains(limit) else {
+            throw .invalid("invalid_limit", "The limit must be between 1 and \(maxPageSize).", field: "limit")
+        }
+        return limit
+    }
+
+    static let notFound = DomainError.notFound("contact_not_found", "No contact with this email address exists in this workspace.")
+}
+
+extension Page {
+    /// Builds a page from `limit + 1` fetched items: the extra one only tells that more exist.
+    static func slice(_ fetched: [Item], limit: Int, id: KeyPath<Item, String>) -> Page {
+        guard fetched.count > limit else { return Page(items: fetched, nextCursor: nil) }
+        let items = Array(fetched.prefix(limit))
+        return Page(items: items, nextCursor: items.last.map { Cursor.encode($0[keyPath: id]) })
+    }
+}
+
+/// Opaque pagination cursors: base64url of the last id seen, so clients don't build them.
+enum Cursor {
+    static func encode(_ id: String) -> String {
+        Data(id.utf8).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    static func decode(_ cursor: String) throws(DomainError) -> String {
+        var base64 = cursor.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
+        guard cursor.count <= 100, let data = Data(base64Encoded: base64),
+              let id = String(data: data, encoding: .utf8),
+              id.utf8.allSatisfy({ $0 == 95 || ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) })
+        else {
+            throw .invalid("invalid_cursor", "The cursor is not one this API returned.", field: "cursor")
+        }
+        return id
+    }
+}

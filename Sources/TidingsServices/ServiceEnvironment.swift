@@ -1,0 +1,20 @@
+import Foundation
+import Logging
+import TidingsCrypto
+import TidingsStorage
+
+/// What every use case needs: the database, the time, and the key that hashes secrets.
+public struct ServiceEnvironment: Sendable {
+    public var database: any DatabaseClient
+    public var hasher: SecretHasher
+    /// Injected so expiry, overlap and ordering can be tested without sleeping.
+    public var now: @Sendable () -> Date
+    public var logger: Logger
+
+    public init(database: any DatabaseClient, hasher: SecretHasher, now: @escaping @Sendable () -> Date = Date.init, logger: Logger) {
+        self.database = database
+        self.hasher = hasher
+        self.now = now
+        self.logger = logger
+    }
+}

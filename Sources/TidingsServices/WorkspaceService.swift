@@ -1,0 +1,51 @@
+import Foundation
+import TidingsCrypto
+import TidingsDomain
+import TidingsStorage
+
+/// Creating and listing workspaces: operator actions, run from the CLI.
+public struct WorkspaceService: Sendable {
+    let env: ServiceEnvironment
+
+    public init(_ env: ServiceEnvironment) {
+        self.env = env
+    }
+
+    public struct Created: Sendable {
+        public var workspace: Workspace
+        public var apiKey: APIKey
+        /// Shown once; only its keyed hash is stored.
+        public var token: APIKeyToken
+    }
+
+    /// Creates a workspace and its first API key, with the `admin` scope, in one transaction.
+    public func create(name rawName: String, ownerEmail rawEmail: String, environment: DeploymentEnvironment) async throws -> Created {
+        let name = try Workspace.validateName(rawName)
+        let ownerEmail = try EmailAddress(rawEmail, field: "ownerEmail")
+        let now = env.now()
+        let workspace = Workspace(
+            id: Identifier.make("ws", at: now), name: name, ownerEmail: ownerEmail,
+            environment: environment, createdAt: now
+        )
+        let token = APIKeyToken.generate()
+        let key = APIKey(
+            id: Identifier.make("key", at: now), workspaceId: workspace.id, name: "Owner key",
+            scopes: [.admin], hint: token.hint, createdAt: now, expiresAt: nil, revokedAt: nil, lastUsedAt: nil
+        )
+        let secretHash = env.hasher.hash(token.secret)
+        try await env.database.transaction { db in
+            try await WorkspaceRepository(db).insert(workspace)
+            try await APIKeyRepository(db, workspaceId: workspace.id).insert(key, secretHash: secretHash)
+        }
+        env.logger.info("Workspace created", metadata: ["workspace": "\(workspace.id)", "api_key": "\(key.id)"])
+        return Created(workspace: workspace, apiKey: key, token: token)
+    }
+
+    public func list() async throws -> [Workspace] {
+        try await env.database.read { db in try await WorkspaceRepository(db).list() }
+    }
+
+    public func find(id: String) async throws -> Workspace? {
+        try await env.database.read { db in try await WorkspaceRepository(db).find(id: id) }
+    }
+}

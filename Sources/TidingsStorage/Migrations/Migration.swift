@@ -1,0 +1,31 @@
+import SQLKit
+
+/// One append-only change to the schema. A migration that has shipped is never edited;
+/// a new change is a new migration with the next number.
+public protocol Migration: Sendable {
+    /// Position in the sequence, starting at 1 with no gaps.
+    var number: Int { get }
+    /// What the change does, e.g. `CreateContacts`.
+    var name: String { get }
+    /// Applies the change inside the migrator's transaction.
+    func apply(on db: any SQLDatabase, kind: DatabaseKind) async throws
+}
+
+extension Migration {
+    /// Runs each statement in order; the statements use the subset of SQL both backends share.
+    func execute(_ statements: [String], on db: any SQLDatabase) async throws {
+        for statement in statements {
+            try await db.raw(SQLQueryString(statement)).run()
+        }
+    }
+}
+
+/// Every migration Tidings knows, in order.
+public enum Migrations {
+    public static let all: [any Migration] = [
+        CreateWorkspaces(),
+        CreateAPIKeys(),
+        CreateContacts(),
+        CreateEvents(),
+    ]
+}

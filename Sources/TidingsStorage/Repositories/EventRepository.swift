@@ -1,0 +1,70 @@
+import Foundation
+import SQLKit
+import TidingsDomain
+
+/// Events of one workspace. Every query is scoped by `workspaceId`.
+public struct EventRepository: Sendable {
+    let db: any SQLDatabase
+    let workspaceId: String
+
+    public init(_ db: any SQLDatabase, workspaceId: String) {
+        self.db = db
+        self.workspaceId = workspaceId
+    }
+
+    public func insert(_ event: ContactEvent) async throws {
+        precondition(event.workspaceId == workspaceId)
+        try await db.raw("""
+            INSERT INTO events (id, workspace_id, contact_id, slug, properties, occurred_at, created_at)
+            VALUES (\(bind: event.id), \(bind: workspaceId), \(bind: event.contactId), \(bind: event.slug),
+                    \(bind: try Self.encode(event.properties)), \(bind: Timestamp.format(event.occurredAt)),
+                    \(bind: Timestamp.format(event.createdAt)))
+            """).run()
+    }
+
+    /// A contact's events in id order after `afterId`, at most `limit` (nil: all of them).
+    public func list(contactId: String, afterId: String?, limit: Int?) async throws -> [ContactEvent] {
+        var query = SQLQueryString("""
+            SELECT id, contact_id, slug, properties, occurred_at, created_at FROM events
+            WHERE workspace_id = \(bind: workspaceId) AND contact_id = \(bind: contactId)
+            """)
+        if let afterId {
+            query.appendInterpolation(" AND id > \(bind: afterId)" as SQLQueryString)
+        }
+        query.appendInterpolation(" ORDER BY id" as SQLQueryString)
+        if let limit {
+            query.appendInterpolation(" LIMIT \(literal: limit)" as SQLQueryString)
+        }
+        return try await db.raw(query).all().map(decode)
+    }
+
+    // Properties keep their types: {"name": ["kind", "canonical text"]}.
+    static func encode(_ properties: [String: AttributeValue]) throws -> String? {
+        guard !properties.isEmpty else { return nil }
+        let typed = properties.mapValues { [$0.kind.rawValue, $0.storageText] }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return String(decoding: try encoder.encode(typed), as: UTF8.self)
+    }
+
+    static func decodeProperties(_ text: String?) throws -> [String: AttributeValue] {
+        guard let text else { return [:] }
+        let typed = try JSONDecoder().decode([String: [String]].self, from: Data(text.utf8))
+        return typed.compactMapValues { pair in
+            guard pair.count == 2 else { return nil }
+            return AttributeValue(kind: AttributeValue.Kind(rawValue: pair[0]) ?? .string, storageText: pair[1])
+        }
+    }
+
+    private func decode(_ row: any SQLRow) throws -> ContactEvent {
+        ContactEvent(
+            id: try row.decode(column: "id", as: String.self),
+            workspaceId: workspaceId,
+            contactId: try row.decode(column: "contact_id", as: String.self),
+            slug: try row.decode(column: "slug", as: String.self),
+            properties: try Self.decodeProperties(row.decode(column: "properties", as: String?.self)),
+            occurredAt: try row.decodeTimestamp("occurred_at"),
+            createdAt: try row.decodeTimestamp("created_at")
+        )
+    }
+}

@@ -1,0 +1,211 @@
+# shellcheck shell=bash
+# shellcheck source-path=SCRIPTDIR
+# A throwaway PostgreSQL cluster for tests and benchmarks.
+#
+#   source scripts/lib/postgres.sh
+#   pg_find_bin || apt_install postgresql      # Debian's server binaries
+#   install_traps pg_stop_cluster              # BEFORE starting (see common.sh)
+#   pg_start_cluster                           # sets PG_DIR PG_PORT PG_URL ...
+#   psql "$PG_URL" -c 'select 1'
+#   pg_stop_cluster                            # idempotent; the trap calls it too
+#
+# The cluster lives in a fresh temp dir owned by the `postgres` user (the
+# server refuses to run as root), listens on 127.0.0.1 only, on a free port,
+# with its unix socket inside the temp dir. Durability is off (fsync,
+# synchronous_commit, full_page_writes), max_connections is 300.
+# Role `tidings` is the bootstrap superuser, password `tidings`: TCP needs the
+# password (scram-sha-256); the unix socket trusts local connections.
+#
+# After pg_start_cluster:
+#   PG_BIN      directory of the server binaries (highest /usr/lib/postgresql/*/bin)
+#   PG_VERSION  e.g. "15.18"
+#   PG_DIR      the temp dir: data/ (cluster), sock/ (unix socket), server.log
+#   PG_PORT     the TCP port on 127.0.0.1
+#   PG_URL      postgres://tidings:tidings@127.0.0.1:$PG_PORT/postgres
+#   PG_SOCKET_DIR  $PG_DIR/sock (for psql -h)
+
+_TIDINGS_LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=common.sh
+source "$_TIDINGS_LIB_DIR/common.sh"
+
+PG_ROLE=tidings
+PG_PASSWORD=tidings
+PG_BIN="${PG_BIN:-}"
+PG_VERSION=""
+PG_DIR=""
+PG_PORT=""
+PG_URL=""
+PG_SOCKET_DIR=""
+# Parent of the temp dir; must be traversable by the `postgres` user and short
+# (a unix socket path is limited to 107 bytes).
+: "${PG_TMP_PARENT:=/tmp}"
+
+# pg_find_bin: sets PG_BIN to the highest /usr/lib/postgresql/<v>/bin holding
+# the server binaries (Debian's layout; /usr/local/bin shims are ignored).
+# Returns 1 if there is none.
+pg_find_bin() {
+    local d
+    PG_BIN=""
+    while IFS= read -r d; do
+        if [[ -x $d/initdb && -x $d/pg_ctl && -x $d/postgres && -x $d/psql && -x $d/pg_isready ]]; then
+            PG_BIN=$d
+            return 0
+        fi
+    done < <(compgen -G '/usr/lib/postgresql/*/bin' | sort -t/ -k4,4 -V -r)
+    return 1
+}
+
+# _pg_as CMD...: runs CMD as the `postgres` user when we are root, from the
+# cluster's dir (so it never tries to read root's cwd).
+_pg_as() {
+    if [[ $(id -u) -eq 0 ]]; then
+        (cd "$PG_DIR" && runuser -u postgres -- "$@")
+    else
+        (cd "$PG_DIR" && "$@")
+    fi
+}
+
+_pg_free_port() {
+    python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()'
+}
+
+_pg_dump_log() {
+    local f
+    for f in "$PG_DIR/initdb.log" "$PG_DIR/pg_ctl.log" "$PG_DIR/server.log"; do
+        [[ -s $f ]] || continue
+        printf '%s: ----- %s -----\n' "$LOG_PREFIX" "$f" >&2
+        tail -n 60 "$f" >&2
+    done
+    printf '%s: ----- end of PostgreSQL logs -----\n' "$LOG_PREFIX" >&2
+}
+
+# pg_start_cluster: creates and starts the cluster; on failure prints the logs
+# and returns 1 (what was created is left for pg_stop_cluster to remove).
+pg_start_cluster() {
+    local attempt port deadline
+    if [[ -n $PG_DIR ]]; then
+        warn "pg_start_cluster: a cluster is already running in $PG_DIR"
+        return 1
+    fi
+    if [[ -z $PG_BIN ]] && ! pg_find_bin; then
+        warn "no PostgreSQL server under /usr/lib/postgresql/*/bin (apt-get install postgresql)"
+        return 1
+    fi
+    if [[ $(id -u) -eq 0 ]] && ! id -u postgres >/dev/null 2>&1; then
+        warn "the 'postgres' user does not exist (it comes with Debian's postgresql-common)"
+        return 1
+    fi
+    command -v python3 >/dev/null || { warn "python3 is needed to pick a free port"; return 1; }
+    PG_VERSION=$("$PG_BIN/postgres" --version | awk '{print $3}')
+
+    PG_DIR=$(mktemp -d "$PG_TMP_PARENT/tidings-pg.XXXXXX") || { PG_DIR=""; return 1; }
+    PG_SOCKET_DIR=$PG_DIR/sock
+    mkdir -m 700 "$PG_SOCKET_DIR"
+    printf '%s\n' "$PG_PASSWORD" >"$PG_DIR/pwfile"
+    chmod 700 "$PG_DIR"
+    if [[ $(id -u) -eq 0 ]]; then
+        chown -R postgres:postgres "$PG_DIR"
+    fi
+
+    if ! _pg_as "$PG_BIN/initdb" -D "$PG_DIR/data" -U "$PG_ROLE" --pwfile="$PG_DIR/pwfile" \
+        --auth-local=trust --auth-host=scram-sha-256 \
+        --encoding=UTF8 --locale=C.UTF-8 --no-sync --no-instructions \
+        >"$PG_DIR/initdb.log" 2>&1; then
+        warn "initdb failed"
+        _pg_dump_log
+        return 1
+    fi
+    cat >>"$PG_DIR/data/postgresql.conf" <<CONF
+
+# --- throwaway test cluster (scripts/lib/postgres.sh) ---
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$PG_SOCKET_DIR'
+max_connections = 300
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+CONF
+
+    # Another process may take the port between picking and binding: retry.
+    for attempt in 1 2 3 4 5; do
+        port=$(_pg_free_port) || { warn "could not pick a free port"; return 1; }
+        log "starting PostgreSQL $PG_VERSION on 127.0.0.1:$port in $PG_DIR (attempt $attempt)"
+        if _pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" \
+            -o "-p $port" -w -t 30 start >"$PG_DIR/pg_ctl.log" 2>&1; then
+            PG_PORT=$port
+            break
+        fi
+        if grep -qE 'could not bind|Address already in use' "$PG_DIR/server.log" 2>/dev/null &&
+            ! _pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" status >/dev/null 2>&1; then
+            warn "port $port was taken; trying another"
+            continue
+        fi
+        break
+    done
+    if [[ -z $PG_PORT ]]; then
+        warn "PostgreSQL did not start within 30 s"
+        _pg_dump_log
+        return 1
+    fi
+
+    PG_URL="postgres://$PG_ROLE:$PG_PASSWORD@127.0.0.1:$PG_PORT/postgres"
+    # Ready on TCP, and the password works: the way the tests will connect.
+    deadline=$((SECONDS + 30))
+    until "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -d postgres &&
+        "$PG_BIN/psql" "$PG_URL" -XAtq -c 'select 1' >/dev/null 2>&1; do
+        if ((SECONDS >= deadline)); then
+            warn "PostgreSQL on 127.0.0.1:$PG_PORT did not answer within 30 s"
+            "$PG_BIN/psql" "$PG_URL" -XAtq -c 'select 1' >&2 || true
+            _pg_dump_log
+            return 1
+        fi
+        sleep 0.2
+    done
+    log "PostgreSQL $PG_VERSION ready at postgres://$PG_ROLE:***@127.0.0.1:$PG_PORT/postgres"
+}
+
+# _pg_pids_of DIR: PIDs of processes whose command line names DIR/data
+# (the postmaster, or a pg_ctl/initdb still running): this cluster's only.
+_pg_pids_of() {
+    local dir=$1 p cmd
+    for p in /proc/[0-9]*; do
+        cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+        [[ $cmd == *" $dir/data"* ]] && printf '%s\n' "${p#/proc/}"
+    done
+    return 0
+}
+
+# pg_stop_cluster: stops the cluster (immediate mode), makes sure no process of
+# it is left, and removes its temp dir. Safe to call more than once, and on a
+# cluster that only half started.
+pg_stop_cluster() {
+    local dir=$PG_DIR pids i sig
+    [[ -n $dir ]] || return 0
+    if [[ -f $dir/data/postmaster.pid && -n $PG_BIN ]]; then
+        _pg_as "$PG_BIN/pg_ctl" -D "$dir/data" stop -m immediate -w -t 15 >/dev/null 2>&1 || true
+    fi
+    # Whatever is left (a postmaster that was still starting, or did not stop).
+    for sig in QUIT KILL; do
+        pids=$(_pg_pids_of "$dir")
+        [[ -n $pids ]] || break
+        # shellcheck disable=SC2086  # one PID per word
+        kill -"$sig" $pids 2>/dev/null || true
+        for ((i = 0; i < 25; i++)); do
+            [[ -n $(_pg_pids_of "$dir") ]] || break
+            sleep 0.2
+        done
+    done
+    if [[ -n $(_pg_pids_of "$dir") ]]; then
+        warn "PostgreSQL processes of $dir are still running: $(_pg_pids_of "$dir" | tr '\n' ' ')"
+    fi
+    case $dir in
+    "$PG_TMP_PARENT"/tidings-pg.*) rm -rf -- "$dir" ;;
+    *) warn "not removing unexpected PG_DIR '$dir'" ;;
+    esac
+    PG_DIR="" PG_PORT="" PG_URL="" PG_SOCKET_DIR=""
+    log "PostgreSQL stopped and $dir removed"
+}
