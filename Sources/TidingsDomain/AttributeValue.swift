@@ -244,6 +244,11 @@ extension AttributeValue {
     /// Date-times are converted to UTC. A fraction is cut (not rounded) to exactly three
     /// digits, so the canonical instant never moves into the next second or day.
     public static func recogniseDate(_ text: String) -> String? {
+        // Every string attribute passes through here and most are not dates: decide that
+        // before copying anything.
+        guard text.utf8.count >= 10, let first = text.utf8.first,
+              (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first)
+        else { return nil }
         let bytes = Array(text.utf8)
         func number(at start: Int, digits: Int) -> Int? {
             guard start + digits <= bytes.count else { return nil }

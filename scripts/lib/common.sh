@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Shared helpers for scripts/*: messages, installing missing Debian packages,
-# and running a long child command so that signals reach this script at once.
+# signal traps, and running a long child command that can be ended as a group.
 #
 # Source it; it defines functions only (and guards against double sourcing).
 
@@ -34,36 +34,58 @@ apt_install() {
         die "apt-get install $* failed"
 }
 
-# run_child CMD...: runs CMD in the background and waits for it, returning its
-# exit status. Unlike a foreground command, this lets a trapped signal
-# (INT/TERM/HUP, see install_traps) interrupt the wait immediately; the EXIT
-# trap then calls stop_child. CMD's stdin is /dev/null.
-_CHILD_PID=""
+# run_child CMD...: runs CMD in a new session and process group (setsid) in the
+# background, waits for it and returns its exit status. Two reasons:
+#  - a trapped signal (INT/TERM/HUP, see install_traps) interrupts `wait` at
+#    once, where a foreground command would delay the trap until it ended;
+#  - the EXIT trap's stop_child can then end CMD and everything it started
+#    (test runners, servers the tests spawned), even those orphaned, by group.
+# CMD's stdin is /dev/null. When CMD ends by itself, whatever it left running
+# in its group is reported and ended too.
+_CHILD_PGID=""
 run_child() {
     local rc=0
-    "$@" </dev/null &
-    _CHILD_PID=$!
-    wait "$_CHILD_PID" || rc=$?
-    _CHILD_PID=""
+    setsid "$@" </dev/null &
+    _CHILD_PGID=$!
+    wait "$_CHILD_PGID" || rc=$?
+    if _group_alive "$_CHILD_PGID"; then
+        warn "'$1' exited ($rc) but left processes running: $(_group_pids "$_CHILD_PGID" | tr '\n' ' ')"
+        stop_child
+    fi
+    _CHILD_PGID=""
     return "$rc"
 }
 
-# stop_child: ends the command started by run_child, if it still runs: SIGINT
-# first (SwiftPM cancels its own children on SIGINT), then SIGTERM, then SIGKILL.
+# _group_pids PGID: PIDs of live (non-zombie) processes in process group PGID.
+_group_pids() {
+    local pgid=$1 p stat state pgrp
+    for p in /proc/[0-9]*; do
+        stat=$(cat 2>/dev/null <"$p/stat") || continue
+        stat=${stat##*) }   # skip "pid (comm) ", comm may hold spaces
+        read -r state _ pgrp _ <<<"$stat"
+        [[ $pgrp == "$pgid" && $state != Z && $state != X ]] && printf '%s\n' "${p#/proc/}"
+    done
+    return 0
+}
+
+_group_alive() { [[ -n $(_group_pids "$1") ]]; }
+
+# stop_child: ends the process group started by run_child, if any of it still
+# runs: SIGTERM to the whole group, then SIGKILL after 10 s.
 stop_child() {
-    local pid=$_CHILD_PID sig i
-    [[ -n $pid ]] || return 0
-    _CHILD_PID=""
-    for sig in INT TERM KILL; do
-        kill -0 "$pid" 2>/dev/null || break
-        log "stopping PID $pid (SIG$sig)"
-        kill -"$sig" "$pid" 2>/dev/null || true
+    local pgid=$_CHILD_PGID sig i
+    [[ -n $pgid ]] || return 0
+    _CHILD_PGID=""
+    for sig in TERM KILL; do
+        _group_alive "$pgid" || break
+        log "stopping process group $pgid (SIG$sig)"
+        kill -"$sig" -- -"$pgid" 2>/dev/null || true
         for ((i = 0; i < 50; i++)); do
-            kill -0 "$pid" 2>/dev/null || break
+            _group_alive "$pgid" || break
             sleep 0.2
         done
     done
-    wait "$pid" 2>/dev/null || true
+    wait "$pgid" 2>/dev/null || true
 }
 
 # install_traps FUNC: runs FUNC on EXIT, whatever happened; INT, TERM and HUP

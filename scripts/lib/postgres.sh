@@ -55,13 +55,17 @@ pg_find_bin() {
     return 1
 }
 
-# _pg_as CMD...: runs CMD as the `postgres` user when we are root, from the
-# cluster's dir (so it never tries to read root's cwd).
+# _pg_as OUTFILE CMD...: runs CMD as the `postgres` user when we are root,
+# from the cluster's dir (so it never tries to read root's cwd), with stdout
+# and stderr into OUTFILE. The redirection is on the subshell, not on a
+# function call: a signal trap that runs meanwhile keeps the script's stderr.
 _pg_as() {
+    local out=$1
+    shift
     if [[ $(id -u) -eq 0 ]]; then
-        (cd "$PG_DIR" && runuser -u postgres -- "$@")
+        (cd "$PG_DIR" && exec runuser -u postgres -- "$@") >"$out" 2>&1
     else
-        (cd "$PG_DIR" && "$@")
+        (cd "$PG_DIR" && exec "$@") >"$out" 2>&1
     fi
 }
 
@@ -73,9 +77,11 @@ print(s.getsockname()[1])
 s.close()'
 }
 
+# _pg_dump_log FILE...: prints the end of each log (relative to PG_DIR) to stderr.
 _pg_dump_log() {
     local f
-    for f in "$PG_DIR/initdb.log" "$PG_DIR/pg_ctl.log" "$PG_DIR/server.log"; do
+    for f in "$@"; do
+        f=$PG_DIR/$f
         [[ -s $f ]] || continue
         printf '%s: ----- %s -----\n' "$LOG_PREFIX" "$f" >&2
         tail -n 60 "$f" >&2
@@ -111,12 +117,11 @@ pg_start_cluster() {
         chown -R postgres:postgres "$PG_DIR"
     fi
 
-    if ! _pg_as "$PG_BIN/initdb" -D "$PG_DIR/data" -U "$PG_ROLE" --pwfile="$PG_DIR/pwfile" \
+    if ! _pg_as "$PG_DIR/initdb.log" "$PG_BIN/initdb" -D "$PG_DIR/data" -U "$PG_ROLE" --pwfile="$PG_DIR/pwfile" \
         --auth-local=trust --auth-host=scram-sha-256 \
-        --encoding=UTF8 --locale=C.UTF-8 --no-sync --no-instructions \
-        >"$PG_DIR/initdb.log" 2>&1; then
+        --encoding=UTF8 --locale=C.UTF-8 --no-sync --no-instructions; then
         warn "initdb failed"
-        _pg_dump_log
+        _pg_dump_log initdb.log
         return 1
     fi
     cat >>"$PG_DIR/data/postgresql.conf" <<CONF
@@ -134,21 +139,21 @@ CONF
     for attempt in 1 2 3 4 5; do
         port=$(_pg_free_port) || { warn "could not pick a free port"; return 1; }
         log "starting PostgreSQL $PG_VERSION on 127.0.0.1:$port in $PG_DIR (attempt $attempt)"
-        if _pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" \
-            -o "-p $port" -w -t 30 start >"$PG_DIR/pg_ctl.log" 2>&1; then
+        if _pg_as "$PG_DIR/pg_ctl.log" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" \
+            -l "$PG_DIR/server.log" -o "-p $port" -w -t 30 start; then
             PG_PORT=$port
             break
         fi
         if grep -qE 'could not bind|Address already in use' "$PG_DIR/server.log" 2>/dev/null &&
-            ! _pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" status >/dev/null 2>&1; then
+            ! _pg_as /dev/null "$PG_BIN/pg_ctl" -D "$PG_DIR/data" status; then
             warn "port $port was taken; trying another"
             continue
         fi
         break
     done
     if [[ -z $PG_PORT ]]; then
-        warn "PostgreSQL did not start within 30 s"
-        _pg_dump_log
+        warn "PostgreSQL did not start (pg_ctl start -w -t 30 failed)"
+        _pg_dump_log pg_ctl.log server.log
         return 1
     fi
 
@@ -160,7 +165,7 @@ CONF
         if ((SECONDS >= deadline)); then
             warn "PostgreSQL on 127.0.0.1:$PG_PORT did not answer within 30 s"
             "$PG_BIN/psql" "$PG_URL" -XAtq -c 'select 1' >&2 || true
-            _pg_dump_log
+            _pg_dump_log server.log
             return 1
         fi
         sleep 0.2
@@ -173,7 +178,7 @@ CONF
 _pg_pids_of() {
     local dir=$1 p cmd
     for p in /proc/[0-9]*; do
-        cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+        cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
         [[ $cmd == *" $dir/data"* ]] && printf '%s\n' "${p#/proc/}"
     done
     return 0
@@ -186,7 +191,7 @@ pg_stop_cluster() {
     local dir=$PG_DIR pids i sig
     [[ -n $dir ]] || return 0
     if [[ -f $dir/data/postmaster.pid && -n $PG_BIN ]]; then
-        _pg_as "$PG_BIN/pg_ctl" -D "$dir/data" stop -m immediate -w -t 15 >/dev/null 2>&1 || true
+        _pg_as /dev/null "$PG_BIN/pg_ctl" -D "$dir/data" stop -m immediate -w -t 15 || true
     fi
     # Whatever is left (a postmaster that was still starting, or did not stop).
     for sig in QUIT KILL; do

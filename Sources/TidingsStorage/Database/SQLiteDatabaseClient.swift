@@ -89,11 +89,15 @@ public final class SQLiteDatabaseClient: DatabaseClient {
     }
 
     /// Nothing to drive; waits for the service group to shut down, then closes the connections.
+    /// (When the group is cancelled instead, whoever ran the group closes them.)
     public func run() async throws {
         try? await gracefulShutdown()
-        try await close()
+        if !Task.isCancelled {
+            try await close()
+        }
     }
 
+    /// Closes every connection; closing twice is harmless.
     public func close() async throws {
         for reader in readers { try? await reader.close() }
         try await writer.close()

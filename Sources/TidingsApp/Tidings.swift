@@ -1,0 +1,125 @@
+import Crypto
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import TidingsCrypto
+import TidingsDomain
+import TidingsHTTP
+import TidingsServices
+import TidingsStorage
+
+/// The composition root: builds every service from a configuration.
+/// The CLI and the tests both start here.
+public struct Tidings: Sendable {
+    public let configuration: TidingsConfiguration
+    public let database: any DatabaseClient
+    public let environment: ServiceEnvironment
+    public let logger: Logger
+
+    public var workspaces: WorkspaceService { WorkspaceService(environment) }
+    public let apiKeys: APIKeyService
+    public var contacts: ContactService { ContactService(environment) }
+    public var events: EventService { EventService(environment) }
+    public var migrator: Migrator { Migrator(database: database, logger: logger) }
+
+    /// Opens the data directory, the secrets and the database (without starting anything).
+    public static func open(
+        _ configuration: TidingsConfiguration,
+        logger: Logger,
+        now: @escaping @Sendable () -> Date = Date.init
+    ) async throws -> Tidings {
+        try FileManager.default.createDirectory(
+            atPath: configuration.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]
+        )
+        let hashKey = try ServerSecrets.apiKeyHashKey(configuration)
+        let database: any DatabaseClient
+        switch configuration.database {
+        case .sqlite(let path):
+            database = try await SQLiteDatabaseClient.open(path: path, logger: logger)
+        case .postgres(let settings):
+            database = try PostgresDatabaseClient(settings: settings, logger: logger)
+        }
+        let environment = ServiceEnvironment(database: database, hasher: SecretHasher(key: hashKey), now: now, logger: logger)
+        return Tidings(configuration: configuration, database: database, environment: environment, logger: logger)
+    }
+
+    private init(configuration: TidingsConfiguration, database: any DatabaseClient, environment: ServiceEnvironment, logger: Logger) {
+        self.configuration = configuration
+        self.database = database
+        self.environment = environment
+        self.logger = logger
+        self.apiKeys = APIKeyService(environment)
+    }
+
+    /// Runs `body` while the database machinery runs (PostgreSQL's pool needs a running task), then closes it.
+    public func withDatabase<T: Sendable>(_ body: @Sendable (Tidings) async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            if database.kind == .postgres {
+                group.addTask { try await database.run() }
+            }
+            defer { group.cancelAll() }
+            do {
+                let result = try await body(self)
+                try await database.close()
+                return result
+            } catch {
+                try? await database.close()
+                throw error
+            }
+        }
+    }
+
+    /// The HTTP application on the configured host and port.
+    public func buildApplication() throws -> some ApplicationProtocol {
+        let services = APIServices(
+            contacts: contacts, events: events, apiKeys: apiKeys,
+            makeImport: { [environment] workspaceId, types in try ContactImport(environment, workspaceId: workspaceId, types: types) },
+            isReady: { [migrator] in (try? await migrator.isCurrent()) ?? false },
+            now: environment.now
+        )
+        let router = try buildRouter(services: services)
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: nil),
+            onServerRunning: { [logger, configuration] channel in
+                logger.notice("Tidings is serving", metadata: [
+                    "address": "\(channel.localAddress.map { "\($0)" } ?? "?")",
+                    "database": "\(configuration.database.redacted)",
+                    "environment": "\(configuration.environment.rawValue)",
+                ])
+            },
+            logger: logger
+        )
+    }
+
+    /// `tidings serve`: runs the database and the HTTP server as services until SIGTERM/SIGINT.
+    /// Pending migrations are applied before the server accepts connections.
+    public func serve() async throws {
+        let server = MigratingServer(migrator: migrator, application: try buildApplication())
+        let group = ServiceGroup(configuration: .init(
+            // Shut down in reverse order: the server drains before the database closes.
+            services: [.init(service: database), .init(service: server)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        ))
+        do {
+            try await group.run()
+        } catch {
+            // The database service may not have reached its own close (e.g. the port was taken).
+            try? await database.close()
+            throw error
+        }
+    }
+}
+
+/// Migrates, then serves; a server whose schema is behind never takes a request.
+struct MigratingServer<App: ApplicationProtocol>: Service {
+    let migrator: Migrator
+    let application: App
+
+    func run() async throws {
+        try await migrator.migrate()
+        try await application.run()
+    }
+}

@@ -1,0 +1,125 @@
+import Configuration
+import Foundation
+import Logging
+import TidingsDomain
+import TidingsStorage
+
+/// Every setting of Tidings, read once at start-up.
+///
+/// Precedence: command-line flags, then `TIDINGS_*` environment variables, then
+/// the optional JSON config file (`--config` / `TIDINGS_CONFIG_FILE`, keys in
+/// camelCase such as `"httpPort": 8080`), then the defaults below.
+public struct TidingsConfiguration: Sendable {
+    public enum LogFormat: String, Sendable, CaseIterable { case text, json }
+
+    /// Holds the SQLite database, the server secrets and (later) TLS material. Default `./tidings-data`.
+    public var dataDirectory: String
+    /// `sqlite:///path` or `postgres://...`. Default: `tidings.sqlite` in the data directory.
+    public var database: DatabaseURL
+    public var httpHost: String
+    public var httpPort: Int
+    /// The base URL Tidings puts into links in emails and pages.
+    public var publicURL: String
+    public var environment: DeploymentEnvironment
+    public var logLevel: Logger.Level
+    public var logFormat: LogFormat
+    /// Where the HMAC key for API-key hashes is read from when not given directly.
+    public var apiKeySecretFile: String
+    /// Base64 of the HMAC key for API-key hashes; required to be identical on every instance.
+    public var apiKeySecret: String?
+
+    /// The configuration keys, each also a `TIDINGS_*` variable (camelCase becomes `_`).
+    public enum Key {
+        public static let configFile = "tidings.configFile"
+        public static let dataDir = "tidings.dataDir"
+        public static let databaseURL = "tidings.databaseUrl"
+        public static let httpHost = "tidings.httpHost"
+        public static let httpPort = "tidings.httpPort"
+        public static let publicURL = "tidings.publicUrl"
+        public static let environment = "tidings.environment"
+        public static let logLevel = "tidings.logLevel"
+        public static let logFormat = "tidings.logFormat"
+        public static let apiKeySecret = "tidings.apiKeySecret"
+        public static let apiKeySecretFile = "tidings.apiKeySecretFile"
+    }
+
+    public struct Invalid: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Reads the configuration from flags (already keyed as in `Key`), an environment and the optional file.
+    public static func load(flags: [String: String], environment: [String: String]) async throws -> TidingsConfiguration {
+        let flagProvider = InMemoryProvider(
+            name: "flags",
+            values: Dictionary(uniqueKeysWithValues: flags.map { (AbsoluteConfigKey(stringLiteral: $0.key), ConfigValue(.string($0.value), isSecret: false)) })
+        )
+        let envProvider = EnvironmentVariablesProvider(environmentVariables: environment)
+        let early = ConfigReader(providers: [flagProvider, envProvider])
+        var providers: [any ConfigProvider] = [flagProvider, envProvider]
+        if let file = early.string(forKey: ConfigKey(Key.configFile)) {
+            guard FileManager.default.fileExists(atPath: file) else {
+                throw Invalid(description: "The config file \(file) does not exist.")
+            }
+            providers.append(try await FileProvider<JSONSnapshot>(filePath: .init(file)).prefixKeys(with: ConfigKey("tidings")))
+        }
+        return try TidingsConfiguration(reader: ConfigReader(providers: providers))
+    }
+
+    init(reader: ConfigReader) throws {
+        func string(_ key: String) -> String? {
+            reader.string(forKey: ConfigKey(key)).flatMap { $0.isEmpty ? nil : $0 }
+        }
+        func choice<T: RawRepresentable<String> & CaseIterable>(_ key: String, _ fallback: T) throws -> T {
+            guard let text = string(key) else { return fallback }
+            guard let value = T(rawValue: text.lowercased()) else {
+                throw Invalid(description: "\(Self.variableName(key)) must be one of \(T.allCases.map(\.rawValue).joined(separator: ", ")); got '\(text)'.")
+            }
+            return value
+        }
+        dataDirectory = string(Key.dataDir) ?? "./tidings-data"
+        let databaseText = string(Key.databaseURL) ?? "sqlite://\(dataDirectory)/tidings.sqlite"
+        do {
+            database = try DatabaseURL(parsing: databaseText)
+        } catch {
+            throw Invalid(description: error.description)
+        }
+        httpHost = string(Key.httpHost) ?? "127.0.0.1"
+        if let portText = string(Key.httpPort) {
+            guard let port = Int(portText), (0...65535).contains(port) else {
+                throw Invalid(description: "\(Self.variableName(Key.httpPort)) must be a port number from 0 to 65535; got '\(portText)'.")
+            }
+            httpPort = port
+        } else {
+            httpPort = 8080
+        }
+        publicURL = string(Key.publicURL) ?? "http://\(httpHost):\(httpPort)"
+        guard let url = URL(string: publicURL), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
+            throw Invalid(description: "\(Self.variableName(Key.publicURL)) must be an absolute http(s) URL; got '\(publicURL)'.")
+        }
+        environment = try choice(Key.environment, DeploymentEnvironment.production)
+        logLevel = try choice(Key.logLevel, Logger.Level.info)
+        logFormat = try choice(Key.logFormat, LogFormat.text)
+        apiKeySecret = string(Key.apiKeySecret)
+        apiKeySecretFile = string(Key.apiKeySecretFile) ?? "\(dataDirectory)/secrets/api-key-hmac.key"
+    }
+
+    /// The environment variable that sets `key`, for error messages.
+    static func variableName(_ key: String) -> String {
+        var name = ""
+        for character in key {
+            if character == "." {
+                name.append("_")
+            } else if character.isUppercase {
+                name.append("_")
+                name.append(character)
+            } else {
+                name.append(character.uppercased())
+            }
+        }
+        return name
+    }
+}
+
+extension Logger.Level: @retroactive CaseIterable {
+    public static var allCases: [Logger.Level] { [.trace, .debug, .info, .notice, .warning, .error, .critical] }
+}

@@ -1,0 +1,27 @@
+import Foundation
+import TidingsServices
+
+/// The use cases the HTTP layer calls, handed in by the composition root.
+public struct APIServices: Sendable {
+    public var contacts: ContactService
+    public var events: EventService
+    public var apiKeys: APIKeyService
+    /// Opens a CSV import for a workspace (the service keeps per-import state).
+    public var makeImport: @Sendable (_ workspaceId: String, _ types: String?) throws -> ContactImport
+    /// Database reachable and migrations current.
+    public var isReady: @Sendable () async -> Bool
+    public var now: @Sendable () -> Date
+
+    public init(
+        contacts: ContactService, events: EventService, apiKeys: APIKeyService,
+        makeImport: @escaping @Sendable (String, String?) throws -> ContactImport,
+        isReady: @escaping @Sendable () async -> Bool, now: @escaping @Sendable () -> Date
+    ) {
+        self.contacts = contacts
+        self.events = events
+        self.apiKeys = apiKeys
+        self.makeImport = makeImport
+        self.isReady = isReady
+        self.now = now
+    }
+}

@@ -1,0 +1,156 @@
+import Foundation
+import TidingsDomain
+import TidingsServices
+
+// The JSON shapes of the API: camelCase fields, opaque string ids, RFC 3339 UTC times.
+
+struct ContactDTO: Encodable {
+    var id: String
+    var email: String
+    var status: String
+    var attributes: [String: JSONValue]
+    /// The stored type of each attribute (`string`, `number`, `boolean`, `date`).
+    var attributeTypes: [String: String]
+    var createdAt: String
+    var updatedAt: String
+
+    init(_ contact: Contact) {
+        id = contact.id
+        email = contact.email.value
+        status = contact.status.rawValue
+        attributes = contact.attributes.mapValues(\.json)
+        attributeTypes = contact.attributes.mapValues(\.kind.rawValue)
+        createdAt = Timestamp.format(contact.createdAt)
+        updatedAt = Timestamp.format(contact.updatedAt)
+    }
+}
+
+struct EventDTO: Encodable {
+    var id: String
+    var contactId: String
+    var slug: String
+    var properties: [String: JSONValue]
+    var occurredAt: String
+    var createdAt: String
+
+    init(_ event: ContactEvent) {
+        id = event.id
+        contactId = event.contactId
+        slug = event.slug
+        properties = event.properties.mapValues(\.json)
+        occurredAt = Timestamp.format(event.occurredAt)
+        createdAt = Timestamp.format(event.createdAt)
+    }
+}
+
+struct RecordedEventDTO: Encodable {
+    var id: String
+    var contactId: String
+    var email: String
+    var slug: String
+    var properties: [String: JSONValue]
+    var occurredAt: String
+    var createdAt: String
+    var contactCreated: Bool
+
+    init(_ recorded: EventService.Recorded) {
+        let event = EventDTO(recorded.event)
+        id = event.id
+        contactId = event.contactId
+        email = recorded.email.value
+        slug = event.slug
+        properties = event.properties
+        occurredAt = event.occurredAt
+        createdAt = event.createdAt
+        contactCreated = recorded.contactCreated
+    }
+}
+
+struct ListDTO<Item: Encodable>: Encodable {
+    var data: [Item]
+    var nextCursor: String?
+
+    enum CodingKeys: String, CodingKey { case data, nextCursor }
+
+    // `nextCursor` is always present, `null` on the last page.
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(data, forKey: .data)
+        try container.encode(nextCursor, forKey: .nextCursor)
+    }
+}
+
+struct ExportDTO: Encodable {
+    var format = "tidings.contact-export.v1"
+    var generatedAt: String
+    var contact: ContactDTO
+    var events: [EventDTO]
+
+    init(_ export: ContactService.Export) {
+        generatedAt = Timestamp.format(export.generatedAt)
+        contact = ContactDTO(export.contact)
+        events = export.events.map(EventDTO.init)
+    }
+}
+
+struct APIKeyDTO: Encodable {
+    var id: String
+    var name: String
+    var scopes: [String]
+    var hint: String
+    var status: String
+    var createdAt: String
+    var expiresAt: String?
+    var revokedAt: String?
+    var lastUsedAt: String?
+    /// Present only in the response that created or rotated the key.
+    var secret: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, scopes, hint, status, createdAt, expiresAt, revokedAt, lastUsedAt, secret
+    }
+
+    init(_ key: APIKey, now: Date, secret: String? = nil) {
+        id = key.id
+        name = key.name
+        scopes = key.scopes.map(\.rawValue)
+        hint = key.hint
+        status = key.revokedAt != nil ? "revoked" : (key.isUsable(at: now) ? "active" : "expired")
+        createdAt = Timestamp.format(key.createdAt)
+        expiresAt = key.expiresAt.map(Timestamp.format)
+        revokedAt = key.revokedAt.map(Timestamp.format)
+        lastUsedAt = key.lastUsedAt.map(Timestamp.format)
+        self.secret = secret
+    }
+
+    // Optional times are always present (as null) so clients see the full shape.
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(name, forKey: .name)
+        try container.encode(scopes, forKey: .scopes)
+        try container.encode(hint, forKey: .hint)
+        try container.encode(status, forKey: .status)
+        try container.encode(createdAt, forKey: .createdAt)
+        try container.encode(expiresAt, forKey: .expiresAt)
+        try container.encode(revokedAt, forKey: .revokedAt)
+        try container.encode(lastUsedAt, forKey: .lastUsedAt)
+        try container.encodeIfPresent(secret, forKey: .secret)
+    }
+}
+
+struct ImportResultDTO: Encodable {
+    var created: Int
+    var updated: Int
+    var rejected: Int
+    var errors: [RowError]
+    /// True when more rows were rejected than `errors` lists.
+    var errorsTruncated: Bool
+
+    struct RowError: Encodable {
+        var line: Int
+        var code: String
+        var message: String
+        var field: String?
+    }
+}

@@ -1,0 +1,27 @@
+import Hummingbird
+import Logging
+import TidingsDomain
+
+/// Per-request state set by middleware and read by handlers: request id and caller.
+public struct TidingsRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// Echoed in `X-Request-Id` and present in every log line of the request.
+    public var requestId: String
+    /// Set by authentication on `/v1` routes.
+    public var principal: Principal?
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.requestId = ""
+        self.principal = nil
+    }
+
+    /// The authenticated caller, after checking that its key carries `scope`.
+    public func require(_ scope: Scope) throws -> Principal {
+        guard let principal else {
+            throw DomainError(.unauthenticated, code: "missing_api_key", message: "Send an API key as 'Authorization: Bearer <key>'.")
+        }
+        try principal.require(scope)
+        return principal
+    }
+}
