@@ -11,6 +11,8 @@ public final class PostgresDatabaseClient: DatabaseClient {
 
     private let client: PostgresClient
     private let logger: Logger
+    /// Callers that arrive before `run()` wait here instead of racing the pool's start.
+    private let started = Gate()
 
     public init(settings: DatabaseURL.PostgresSettings, maxConnections: Int = 20, logger: Logger) throws {
         let tls: PostgresClient.Configuration.TLS
@@ -32,20 +34,40 @@ public final class PostgresDatabaseClient: DatabaseClient {
     }
 
     public func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        try await client.withConnection { connection in
+        await started.wait()
+        return try await client.withConnection { connection in
             try await body(connection.sql())
         }
     }
 
     public func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
-        try await client.withTransaction(logger: logger) { connection in
+        await started.wait()
+        return try await client.withTransaction(logger: logger) { connection in
             try await body(connection.sql())
         }
     }
 
     public func run() async throws {
+        await started.open()
         await client.run()
     }
 
     public func close() async throws {}
+}
+
+/// Opens once; everything waiting is released then, everything later passes straight through.
+actor Gate {
+    private var isOpen = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func wait() async {
+        if isOpen { return }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func open() {
+        isOpen = true
+        for waiter in waiters { waiter.resume() }
+        waiters.removeAll()
+    }
 }

@@ -1,0 +1,62 @@
+import Foundation
+import Logging
+import TidingsStorage
+
+/// The database backends a suite runs on. `scripts/test` runs both; a backend that
+/// is asked for but cannot be reached fails the test loudly rather than skipping.
+enum TestBackend: String, CustomStringConvertible, Sendable {
+    case sqlite, postgres
+
+    var description: String { rawValue }
+
+    /// From `TIDINGS_TEST_BACKENDS` (default: both).
+    static let all: [TestBackend] = {
+        let names = ProcessInfo.processInfo.environment["TIDINGS_TEST_BACKENDS"] ?? "sqlite,postgres"
+        return names.split(separator: ",").compactMap { TestBackend(rawValue: $0.trimmingCharacters(in: .whitespaces)) }
+    }()
+
+    struct Unavailable: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// A fresh, empty database for one test, and how to remove it afterwards.
+    func makeDatabase(in directory: URL) async throws -> (url: String, drop: @Sendable () async -> Void) {
+        switch self {
+        case .sqlite:
+            return ("sqlite://\(directory.path)/test.sqlite", {})
+        case .postgres:
+            guard let serverURL = ProcessInfo.processInfo.environment["TIDINGS_TEST_POSTGRES_URL"] else {
+                throw Unavailable(description: """
+                    PostgreSQL suites need TIDINGS_TEST_POSTGRES_URL; run scripts/test (it starts a cluster), \
+                    or set TIDINGS_TEST_BACKENDS=sqlite to leave PostgreSQL out on purpose.
+                    """)
+            }
+            let name = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+            try await Self.administer(serverURL: serverURL, "CREATE DATABASE \(name)")
+            guard var components = URLComponents(string: serverURL) else { throw Unavailable(description: "Bad TIDINGS_TEST_POSTGRES_URL") }
+            components.path = "/" + name
+            return (components.string!, {
+                try? await Self.administer(serverURL: serverURL, "DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+            })
+        }
+    }
+
+    /// Runs one statement outside a transaction on the maintenance database.
+    private static func administer(serverURL: String, _ sql: String) async throws {
+        guard case .postgres(let settings) = try DatabaseURL(parsing: serverURL) else { return }
+        let client = try PostgresDatabaseClient(settings: settings, maxConnections: 1, logger: Logger(label: "test-admin"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await client.run() }
+            defer { group.cancelAll() }
+            try await client.read { db in try await db.raw("\(unsafeRaw: sql)").run() }
+        }
+    }
+}
+
+/// A temporary directory removed when the test ends.
+func withTemporaryDirectory<T>(_ body: (URL) async throws -> T) async throws -> T {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("tidings-test-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: url) }
+    return try await body(url)
+}
