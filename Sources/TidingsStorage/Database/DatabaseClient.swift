@@ -7,6 +7,9 @@ public enum DatabaseKind: String, Sendable {
 
 /// The one door to the database: reads, and writes that run in a transaction.
 ///
+/// Query logging is off on every connection: SQLKit would log bound values,
+/// which are personal data.
+///
 /// Repositories take the `any SQLDatabase` handed to the closure, so everything
 /// a use case writes (the change, and later its audit record) commits or rolls
 /// back together.

@@ -36,14 +36,14 @@ public final class PostgresDatabaseClient: DatabaseClient {
     public func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         await started.wait()
         return try await client.withConnection { connection in
-            try await body(connection.sql())
+            try await body(connection.sql(queryLogLevel: nil))
         }
     }
 
     public func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         await started.wait()
         return try await client.withTransaction(logger: logger) { connection in
-            try await body(connection.sql())
+            try await body(connection.sql(queryLogLevel: nil))
         }
     }
 

@@ -65,7 +65,7 @@ public final class SQLiteDatabaseClient: DatabaseClient {
 
     public func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         let index = nextReader.wrappingAdd(1, ordering: .relaxed).oldValue
-        return try await body(readers[index % readers.count].sql())
+        return try await body(readers[index % readers.count].sql(queryLogLevel: nil))
     }
 
     public func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
@@ -74,7 +74,7 @@ public final class SQLiteDatabaseClient: DatabaseClient {
             try await Self.execute(writer, "BEGIN IMMEDIATE")
             let result: T
             do {
-                result = try await body(writer.sql())
+                result = try await body(writer.sql(queryLogLevel: nil))
             } catch {
                 try? await Self.execute(writer, "ROLLBACK")
                 throw error

@@ -1,0 +1,113 @@
+import Foundation
+import Testing
+
+/// A real `tidings` process, as an operator runs it, with its output captured to a file.
+final class ServerProcess: @unchecked Sendable {
+    // @unchecked: `process` is only touched from the test that owns this object.
+    let process = Process()
+    let logFile: URL
+    let dataDirectory: URL
+    private(set) var port = 0
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static var binary: String {
+        get throws {
+            if let path = ProcessInfo.processInfo.environment["TIDINGS_BINARY"] { return path }
+            let fallback = URL(fileURLWithPath: #filePath)
+                .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent(".build/debug/tidings").path
+            guard FileManager.default.isExecutableFile(atPath: fallback) else {
+                throw Failure(description: "No tidings binary: run scripts/test, or set TIDINGS_BINARY.")
+            }
+            return fallback
+        }
+    }
+
+    /// The environment every command of this server gets: its data directory and database.
+    let environment: [String: String]
+
+    init(dataDirectory: URL, databaseURL: String, extraEnvironment: [String: String] = [:]) {
+        self.dataDirectory = dataDirectory
+        self.logFile = dataDirectory.appendingPathComponent("server.log")
+        var environment = ProcessInfo.processInfo.environment
+        environment["TIDINGS_DATA_DIR"] = dataDirectory.appendingPathComponent("data").path
+        environment["TIDINGS_DATABASE_URL"] = databaseURL
+        environment.merge(extraEnvironment) { $1 }
+        self.environment = environment
+    }
+
+    /// Starts `tidings serve` on a free port and waits until it answers `/healthz`.
+    func start() async throws {
+        FileManager.default.createFile(atPath: logFile.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: logFile)
+        process.executableURL = URL(fileURLWithPath: try Self.binary)
+        process.arguments = ["serve", "--port", "0"]
+        process.environment = environment
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if let port = try? listeningPort() {
+                self.port = port
+                return
+            }
+            guard process.isRunning else { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw Failure(description: "tidings serve did not start:\n\(log)")
+    }
+
+    /// The port from the start-up line `Tidings is serving address=[IPv4]127.0.0.1/127.0.0.1:PORT`.
+    private func listeningPort() throws -> Int? {
+        guard let line = log.split(separator: "\n").first(where: { $0.contains("Tidings is serving") }),
+              let range = line.range(of: #"127\.0\.0\.1:(\d+)"#, options: .regularExpression)
+        else { return nil }
+        return Int(line[range].split(separator: ":").last!)
+    }
+
+    var log: String {
+        (try? String(contentsOf: logFile, encoding: .utf8)) ?? ""
+    }
+
+    var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    /// Sends SIGTERM and returns the exit status once the process has stopped.
+    func stop(timeout: TimeInterval = 15) async throws -> Int32 {
+        guard process.isRunning else { return process.terminationStatus }
+        process.terminate()
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning, Date() < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            throw Failure(description: "tidings serve did not stop within \(timeout) s of SIGTERM")
+        }
+        return process.terminationStatus
+    }
+
+    /// Runs another `tidings` command against the same data directory and database.
+    func command(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        try run(try Self.binary, arguments, environment: environment)
+    }
+}
+
+/// Runs a program to completion and returns its exit status and output.
+func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    if let environment { process.environment = environment }
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let stdout = out.fileHandleForReading.readDataToEndOfFile()
+    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+}
