@@ -70,17 +70,21 @@ public struct Tidings: Sendable {
         }
     }
 
-    /// The HTTP application on the configured host and port.
-    public func buildApplication() throws -> some ApplicationProtocol {
+    /// The HTTP router with every route (also what the OpenAPI contract test inspects).
+    public func makeRouter() throws -> Router<TidingsRequestContext> {
         let services = APIServices(
             contacts: contacts, events: events, apiKeys: apiKeys,
             makeImport: { [environment] workspaceId, types in try ContactImport(environment, workspaceId: workspaceId, types: types) },
             isReady: { [migrator] in (try? await migrator.isCurrent()) ?? false },
             now: environment.now
         )
-        let router = try buildRouter(services: services)
-        return Application(
-            router: router,
+        return try buildRouter(services: services)
+    }
+
+    /// The HTTP application on the configured host and port.
+    public func buildApplication() throws -> some ApplicationProtocol {
+        Application(
+            router: try makeRouter(),
             configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: nil),
             onServerRunning: { [logger, configuration] channel in
                 logger.notice("Tidings is serving", metadata: [
