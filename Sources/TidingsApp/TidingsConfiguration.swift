@@ -60,7 +60,11 @@ public struct TidingsConfiguration: Sendable {
             guard FileManager.default.fileExists(atPath: file) else {
                 throw Invalid(description: "The config file \(file) does not exist.")
             }
-            providers.append(try await FileProvider<JSONSnapshot>(filePath: .init(file)).prefixKeys(with: ConfigKey("tidings")))
+            // The file holds plain keys (`httpPort`); the reader asks for `tidings.httpPort`.
+            let fileProvider = try await FileProvider<JSONSnapshot>(filePath: .init(file)).mapKeys { key in
+                key.components.first == "tidings" ? AbsoluteConfigKey(Array(key.components.dropFirst()), context: key.context) : key
+            }
+            providers.append(fileProvider)
         }
         return try TidingsConfiguration(reader: ConfigReader(providers: providers))
     }

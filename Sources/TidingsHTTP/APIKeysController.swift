@@ -49,8 +49,8 @@ struct APIKeysController {
         let principal = try context.require(.admin)
         // The body is optional: an empty POST rotates with the default overlap.
         var overlap = APIKeyService.defaultRotationOverlap
-        if request.headers[.contentLength].flatMap(Int.init) != 0 || request.headers[.contentType] != nil {
-            var body = BodyReader(try await JSONBody.object(request))
+        if let object = try await JSONBody.optionalObject(request) {
+            var body = BodyReader(object)
             if let seconds = try body.number("overlapSeconds") { overlap = seconds }
             try body.rejectUnknownFields()
         }

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import NIOCore
 import TidingsDomain
 
 /// Reading JSON request bodies: content type, size limit, and the top-level object.
@@ -8,16 +9,24 @@ enum JSONBody {
     static let maxBytes = 1024 * 1024
 
     static func object(_ request: Request, maxBytes: Int = maxBytes) async throws -> [String: JSONValue] {
+        guard let object = try await optionalObject(request, maxBytes: maxBytes) else {
+            throw APIError(.badRequest, code: "empty_body", message: "The request body is empty; send a JSON object.")
+        }
+        return object
+    }
+
+    /// Like `object`, but an empty body (as `curl -X POST` sends) is `nil` rather than an error.
+    static func optionalObject(_ request: Request, maxBytes: Int = maxBytes) async throws -> [String: JSONValue]? {
         try requireContentType(request, accepting: ["application/json"], suffix: "+json")
         var body: ByteBuffer
         do {
             body = try await request.body.collect(upTo: maxBytes)
+        } catch is NIOTooManyBytesError {
+            throw tooLarge(maxBytes)
         } catch let error as HTTPError where error.status == .contentTooLarge {
             throw tooLarge(maxBytes)
         }
-        guard body.readableBytes > 0 else {
-            throw APIError(.badRequest, code: "empty_body", message: "The request body is empty; send a JSON object.")
-        }
+        guard body.readableBytes > 0 else { return nil }
         let data = body.readData(length: body.readableBytes) ?? Data()
         let value: JSONValue
         do {

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import NIOCore
 import TidingsDomain
 
 /// The outermost layer of every request: request id, one access-log line, and errors as JSON.
@@ -56,6 +57,8 @@ struct RequestMiddleware: RouterMiddleware {
             notAllowed.headers[.allow] = methods.map(\.rawValue).joined(separator: ", ")
             return notAllowed.response(requestId: context.requestId)
         case let error as HTTPError where error.status == .contentTooLarge:
+            return JSONBody.tooLarge(JSONBody.maxBytes).response(requestId: context.requestId)
+        case is NIOTooManyBytesError:
             return JSONBody.tooLarge(JSONBody.maxBytes).response(requestId: context.requestId)
         case let error as HTTPError where (400..<500).contains(error.status.code):
             return APIError(error.status, code: "bad_request", message: error.status.reasonPhrase)

@@ -11,14 +11,31 @@ final class RouteTable: Sendable {
         routes.withLock { $0.append((method, segments)) }
     }
 
-    /// The methods registered for paths matching `path`; empty when no route matches.
+    /// The methods of the route the router resolves `path` to; empty when no route matches.
+    ///
+    /// Like the router, a literal segment beats a parameter: `/v1/contacts/import`
+    /// is the import route, not `/v1/contacts/{email}`.
     func methods(matching path: String) -> [HTTPRequest.Method] {
         let requested = path.split(separator: "/")
-        return routes.withLock { routes in
+        let matching = routes.withLock { routes in
             routes.filter { route in
                 route.segments.count == requested.count
-                    && zip(route.segments, requested).allSatisfy { $0.hasPrefix("{") || $0.hasPrefix(":") || $0 == $1 }
-            }.map(\.method)
+                    && zip(route.segments, requested).allSatisfy { Self.isParameter($0) || $0 == $1 }
+            }
         }
+        guard let best = matching.map(\.segments).min(by: Self.isMoreSpecific) else { return [] }
+        return matching.filter { $0.segments == best }.map(\.method)
+    }
+
+    private static func isParameter(_ segment: Substring) -> Bool {
+        segment.hasPrefix("{") || segment.hasPrefix(":")
+    }
+
+    /// At the first segment where the patterns differ in kind, the literal one wins.
+    private static func isMoreSpecific(_ lhs: [Substring], _ rhs: [Substring]) -> Bool {
+        for (left, right) in zip(lhs, rhs) where isParameter(left) != isParameter(right) {
+            return !isParameter(left)
+        }
+        return false
     }
 }

@@ -12,7 +12,7 @@
 # The cluster lives in a fresh temp dir owned by the `postgres` user (the
 # server refuses to run as root), listens on 127.0.0.1 only, on a free port,
 # with its unix socket inside the temp dir. Durability is off (fsync,
-# synchronous_commit, full_page_writes), max_connections is 300.
+# synchronous_commit, full_page_writes) unless PG_DURABLE=1; max_connections is 300.
 # Role `tidings` is the bootstrap superuser, password `tidings`: TCP needs the
 # password (scram-sha-256); the unix socket trusts local connections.
 #
@@ -130,10 +130,11 @@ pg_start_cluster() {
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$PG_SOCKET_DIR'
 max_connections = 300
-fsync = off
-synchronous_commit = off
-full_page_writes = off
 CONF
+    # Tests trade durability for speed; benchmarks set PG_DURABLE=1 to measure a real server.
+    if [[ -z ${PG_DURABLE:-} ]]; then
+        printf 'fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n' >>"$PG_DIR/data/postgresql.conf"
+    fi
 
     # Another process may take the port between picking and binding: retry.
     for attempt in 1 2 3 4 5; do

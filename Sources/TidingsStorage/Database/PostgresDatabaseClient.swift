@@ -42,8 +42,20 @@ public final class PostgresDatabaseClient: DatabaseClient {
 
     public func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         await started.wait()
-        return try await client.withTransaction(logger: logger) { connection in
-            try await body(connection.sql(queryLogLevel: nil))
+        // BEGIN/COMMIT by hand rather than `withTransaction`, which wraps the body's errors:
+        // a domain error thrown inside must reach the caller as itself (a 4xx, not a 500).
+        return try await client.withConnection { connection in
+            let db = connection.sql(queryLogLevel: nil)
+            try await db.raw("BEGIN").run()
+            let result: T
+            do {
+                result = try await body(db)
+            } catch {
+                try? await db.raw("ROLLBACK").run()
+                throw error
+            }
+            try await db.raw("COMMIT").run()
+            return result
         }
     }
 

@@ -1,0 +1,79 @@
+import Foundation
+import Testing
+import TidingsApp
+import TidingsStorage
+
+@Suite("Configuration")
+struct ConfigurationTests {
+    @Test("With nothing set, Tidings uses ./tidings-data, SQLite and 127.0.0.1:8080 in production")
+    func defaults() async throws {
+        let configuration = try await TidingsConfiguration.load(flags: [:], environment: [:])
+        #expect(configuration.dataDirectory == "./tidings-data")
+        #expect(configuration.database == .sqlite(path: "./tidings-data/tidings.sqlite"))
+        #expect(configuration.httpHost == "127.0.0.1")
+        #expect(configuration.httpPort == 8080)
+        #expect(configuration.publicURL == "http://127.0.0.1:8080")
+        #expect(configuration.environment == .production)
+        #expect(configuration.logFormat == .text)
+    }
+
+    @Test("Flags win over TIDINGS_* variables, which win over the config file")
+    func precedence() async throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("tidings-config-\(UUID().uuidString).json")
+        try Data(#"{"httpPort": 7001, "httpHost": "0.0.0.0", "environment": "staging", "logFormat": "json"}"#.utf8).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let configuration = try await TidingsConfiguration.load(
+            flags: [TidingsConfiguration.Key.httpPort: "7003"],
+            environment: [
+                "TIDINGS_CONFIG_FILE": file.path, "TIDINGS_HTTP_PORT": "7002", "TIDINGS_HTTP_HOST": "127.0.0.2",
+                "TIDINGS_DATABASE_URL": "postgres://app:s3cret@db.internal:6543/tidings?sslmode=require",
+                "TIDINGS_PUBLIC_URL": "https://mail.acme.test",
+            ]
+        )
+        #expect(configuration.httpPort == 7003)
+        #expect(configuration.httpHost == "127.0.0.2")
+        #expect(configuration.environment == .staging)
+        #expect(configuration.logFormat == .json)
+        #expect(configuration.publicURL == "https://mail.acme.test")
+        guard case .postgres(let settings) = configuration.database else {
+            Issue.record("expected PostgreSQL")
+            return
+        }
+        #expect(settings.host == "db.internal" && settings.port == 6543 && settings.database == "tidings")
+        #expect(settings.password == "s3cret" && settings.sslMode == "require")
+        #expect(!configuration.database.redacted.contains("s3cret"))
+    }
+
+    @Test("Bad settings are refused with a message naming the variable", arguments: [
+        ("TIDINGS_HTTP_PORT", "eighty", "TIDINGS_HTTP_PORT"),
+        ("TIDINGS_HTTP_PORT", "70000", "TIDINGS_HTTP_PORT"),
+        ("TIDINGS_ENVIRONMENT", "prod", "TIDINGS_ENVIRONMENT"),
+        ("TIDINGS_LOG_FORMAT", "xml", "TIDINGS_LOG_FORMAT"),
+        ("TIDINGS_DATABASE_URL", "mysql://x", "TIDINGS_DATABASE_URL"),
+        ("TIDINGS_PUBLIC_URL", "mail.acme.test", "TIDINGS_PUBLIC_URL"),
+    ])
+    func badSettingsAreRefused(variable: String, value: String, named: String) async throws {
+        do {
+            _ = try await TidingsConfiguration.load(flags: [:], environment: [variable: value])
+            Issue.record("\(variable)=\(value) was accepted")
+        } catch let error as TidingsConfiguration.Invalid {
+            #expect(error.description.contains(named))
+        }
+    }
+
+    @Test("A key file readable by others is refused at start")
+    func looseKeyFileIsRefused() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tidings-keys-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let configuration = try await TidingsConfiguration.load(flags: [TidingsConfiguration.Key.dataDir: directory.path], environment: [:])
+        // First start creates the key file with mode 0600.
+        try await Tidings.open(configuration, logger: .init(label: "test")).withDatabase { _ in }
+        let keyFile = configuration.apiKeySecretFile
+        let mode = try FileManager.default.attributesOfItem(atPath: keyFile)[.posixPermissions] as? NSNumber
+        #expect(mode?.intValue == 0o600)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: keyFile)
+        await #expect(throws: (any Error).self) {
+            _ = try await Tidings.open(configuration, logger: .init(label: "test"))
+        }
+    }
+}

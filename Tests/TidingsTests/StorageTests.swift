@@ -1,0 +1,83 @@
+import Foundation
+import Testing
+import TidingsApp
+import TidingsDomain
+import TidingsServices
+import TidingsStorage
+
+@Suite("Storage")
+struct StorageTests {
+    @Test("Migrations apply once, in order, and report their status", arguments: TestBackend.all)
+    func migrationsApplyOnce(backend: TestBackend) async throws {
+        try await withTidings(backend) { tidings in
+            // withTidings has migrated already: a second run changes nothing.
+            #expect(try await tidings.migrator.migrate().isEmpty)
+            let status = try await tidings.migrator.status()
+            #expect(status.map(\.number) == Array(1...status.count))
+            #expect(status.allSatisfy { $0.appliedAt != nil })
+            #expect(try await tidings.migrator.isCurrent())
+        }
+    }
+
+    @Test("Concurrent upserts of one new address create exactly one contact", arguments: TestBackend.all)
+    func concurrentUpsertsCreateOneContact(backend: TestBackend) async throws {
+        try await withTidings(backend) { tidings in
+            let workspace = try await tidings.makeWorkspace()
+            let results = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for index in 0..<20 {
+                    group.addTask {
+                        try await tidings.contacts.upsert(
+                            workspaceId: workspace.id, body: ["email": .string("race@example.com"), "n": .number(Double(index))]
+                        ).created
+                    }
+                }
+                return try await group.reduce(into: [Bool]()) { $0.append($1) }
+            }
+            #expect(results.filter { $0 }.count == 1)
+            let page = try await tidings.contacts.list(workspaceId: workspace.id, filter: .init(), cursor: nil, limit: 10)
+            #expect(page.items.count == 1)
+        }
+    }
+
+    @Test("Repositories only ever see their own workspace's rows", arguments: TestBackend.all)
+    func repositoriesAreScoped(backend: TestBackend) async throws {
+        try await withTidings(backend) { tidings in
+            let a = try await tidings.makeWorkspace(name: "A")
+            let b = try await tidings.makeWorkspace(name: "B")
+            _ = try await tidings.contacts.upsert(workspaceId: a.id, body: ["email": .string("shared@example.com"), "plan": .string("a")])
+            let email = try EmailAddress("shared@example.com")
+            let seenByB = try await tidings.database.read { db in
+                try await ContactRepository(db, workspaceId: b.id).find(email: email)
+            }
+            #expect(seenByB == nil)
+            let deletedByB = try await tidings.database.transaction { db in
+                try await ContactRepository(db, workspaceId: b.id).delete(email: email)
+            }
+            #expect(deletedByB == false)
+            let keysOfB = try await tidings.database.read { db in try await APIKeyRepository(db, workspaceId: b.id).list() }
+            #expect(keysOfB.allSatisfy { $0.workspaceId == b.id })
+            #expect(try await tidings.contacts.get(workspaceId: a.id, email: "shared@example.com").attributes["plan"] == .string("a"))
+        }
+    }
+
+    @Test("A failing write leaves nothing half-written", arguments: TestBackend.all)
+    func failedTransactionRollsBack(backend: TestBackend) async throws {
+        try await withTidings(backend) { tidings in
+            let workspace = try await tidings.makeWorkspace()
+            struct Boom: Error {}
+            await #expect(throws: Boom.self) {
+                try await tidings.database.transaction { db in
+                    let contact = Contact(
+                        id: "ct_rollback", workspaceId: workspace.id, email: try EmailAddress("half@example.com"),
+                        status: .active, attributes: ["plan": .string("pro")], createdAt: Date(), updatedAt: Date()
+                    )
+                    _ = try await ContactRepository(db, workspaceId: workspace.id).insert(contact)
+                    throw Boom()
+                }
+            }
+            await #expect(throws: DomainError.self) {
+                try await tidings.contacts.get(workspaceId: workspace.id, email: "half@example.com")
+            }
+        }
+    }
+}
