@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Synchronization
+import TidingsDomain
 
 /// One JSON object per line on standard error, for log collectors.
 public struct JSONLogHandler: LogHandler {
@@ -20,7 +21,7 @@ public struct JSONLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         var fields: [String: String] = [
-            "time": ISO8601DateFormatter().string(from: Date()),
+            "time": Timestamp.format(Date()),
             "level": event.level.rawValue,
             "message": event.message.description,
             "logger": label,

@@ -20,7 +20,7 @@ public struct Tidings: Sendable {
     public var workspaces: WorkspaceService { WorkspaceService(environment) }
     public let apiKeys: APIKeyService
     public var contacts: ContactService { ContactService(environment) }
-    public var events: EventService { EventService(environment) }
+    public let events: EventService
     public var migrator: Migrator { Migrator(database: database, logger: logger) }
 
     /// Opens the data directory, the secrets and the database (without starting anything).
@@ -50,6 +50,7 @@ public struct Tidings: Sendable {
         self.environment = environment
         self.logger = logger
         self.apiKeys = APIKeyService(environment)
+        self.events = EventService(environment)
     }
 
     /// Runs `body` while the database machinery runs (PostgreSQL's pool needs a running task), then closes it.

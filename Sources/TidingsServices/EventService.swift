@@ -1,15 +1,28 @@
 import Foundation
+import SQLKit
 import TidingsCrypto
 import TidingsDomain
 import TidingsStorage
 
 /// Recording what contacts did.
+///
+/// Events arrive at high rates, so they are written by group commit: concurrent
+/// requests share one transaction (see `GroupCommitter`); each answers only after
+/// its event has committed.
 public struct EventService: Sendable {
     let env: ServiceEnvironment
+    private let committer: GroupCommitter<PendingEvent, Recorded>
 
     public init(_ env: ServiceEnvironment) {
         self.env = env
+        let database = env.database
+        self.committer = GroupCommitter(maxBatch: Self.maxBatch) { pending in
+            try await database.transaction { db in try await Self.write(pending, db: db) }
+        }
     }
+
+    /// Events per transaction; keeps every statement well under the backends' bind limits.
+    static let maxBatch = 256
 
     /// How far in the future a reported `occurredAt` may lie (clock skew between systems).
     public static let maxFutureSkew: TimeInterval = 24 * 3600
@@ -51,23 +64,54 @@ public struct EventService: Sendable {
         if let unknown = body.keys.sorted().first(where: { !known.contains($0) }) {
             throw DomainError.invalid("unknown_field", "Unknown field '\(unknown.prefix(64))'; an event has email, slug, properties and occurredAt.", field: unknown)
         }
-        let eventProperties = properties
-        return try await env.database.transaction { [occurredAt] db in
+        let event = ContactEvent(
+            id: Identifier.make("ev", at: now), workspaceId: workspaceId, contactId: "", slug: slug,
+            properties: properties, occurredAt: occurredAt, createdAt: now
+        )
+        return try await committer.submit(PendingEvent(event: event, email: email, newContactId: Identifier.make("ct", at: now)))
+    }
+
+    /// A validated event whose contact may still have to be created.
+    struct PendingEvent: Sendable {
+        var event: ContactEvent
+        var email: EmailAddress
+        /// The id the contact gets if this event creates it.
+        var newContactId: String
+    }
+
+    /// Writes a batch: the missing contacts in one statement, then the events in one, per workspace.
+    static func write(_ pending: [PendingEvent], db: any SQLDatabase) async throws -> [Recorded] {
+        var recorded = [Recorded?](repeating: nil, count: pending.count)
+        let byWorkspace = Dictionary(grouping: pending.indices, by: { pending[$0].event.workspaceId })
+        for (workspaceId, indices) in byWorkspace {
             let contacts = ContactRepository(db, workspaceId: workspaceId)
-            var contactCreated = false
-            var contactId = try await contacts.findId(email: email)
-            if contactId == nil {
-                let upserted = try await ContactService.upsert(db: db, workspaceId: workspaceId, email: email, changes: [:], now: now)
-                contactId = upserted.contact.id
-                contactCreated = upserted.created
+            var proposed: [String: String] = [:]
+            var addresses: [EmailAddress] = []
+            for index in indices where proposed[pending[index].email.value] == nil {
+                proposed[pending[index].email.value] = pending[index].newContactId
+                addresses.append(pending[index].email)
             }
-            let event = ContactEvent(
-                id: Identifier.make("ev", at: now), workspaceId: workspaceId, contactId: contactId!, slug: slug,
-                properties: eventProperties, occurredAt: occurredAt, createdAt: now
+            let created = try await contacts.insertMissing(
+                addresses.map { (proposed[$0.value]!, $0) }, at: pending[indices[0]].event.createdAt
             )
-            try await EventRepository(db, workspaceId: workspaceId).insert(event)
-            return Recorded(event: event, email: email, contactCreated: contactCreated)
+            let ids = try await contacts.ids(for: addresses)
+            var events: [ContactEvent] = []
+            var creationReported = Set<String>()
+            for index in indices {
+                let email = pending[index].email
+                guard let contactId = ids[email.value] else {
+                    throw StorageError.corruptValue(column: "contacts.id")
+                }
+                var event = pending[index].event
+                event.contactId = contactId
+                events.append(event)
+                // Only the first event of a newly created contact reports the creation.
+                let contactCreated = created.contains(email.value) && creationReported.insert(email.value).inserted
+                recorded[index] = Recorded(event: event, email: email, contactCreated: contactCreated)
+            }
+            try await EventRepository(db, workspaceId: workspaceId).insert(events)
         }
+        return recorded.map { $0! }
     }
 
     static func requiredString(_ body: [String: JSONValue], _ field: String) throws(DomainError) -> String {

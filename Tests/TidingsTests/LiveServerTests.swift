@@ -101,6 +101,19 @@ struct LiveServerTests {
         #expect(try server.command(["apikey", "revoke", "--workspace", workspaceId, "--id", keyId]).status == 0)
         #expect(try server.command(["apikey", "list", "--workspace", workspaceId]).stdout.contains("\(keyId)  revoked"))
 
+        // With TIDINGS_LOG_FORMAT=json every log line is one JSON object.
+        var jsonEnvironment = server.environment
+        jsonEnvironment["TIDINGS_LOG_FORMAT"] = "json"
+        let logged = try run(try ServerProcess.binary, ["workspace", "create", "--name", "Json", "--owner-email", "json@docs.test"], environment: jsonEnvironment)
+        #expect(logged.status == 0)
+        let lines = logged.stderr.split(separator: "\n")
+        #expect(!lines.isEmpty)
+        for line in lines {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            #expect(object?["message"] is String && object?["level"] is String, "not a JSON log line: \(line.prefix(80))")
+        }
+        #expect(!logged.stderr.contains("json@docs.test"))
+
         let bad = try server.command(["workspace", "create", "--name", "Bad", "--owner-email", "not-an-address"])
         #expect(bad.status != 0)
         #expect(bad.stderr.contains("email"))

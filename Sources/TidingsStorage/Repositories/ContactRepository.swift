@@ -57,13 +57,40 @@ public struct ContactRepository: Sendable {
         return true
     }
 
+    /// Inserts bare contacts (no attributes) for the addresses that have none yet, in one
+    /// statement. Returns the addresses that were created; existing ones are left untouched.
+    public func insertMissing(_ contacts: [(id: String, email: EmailAddress)], at now: Date) async throws -> Set<String> {
+        guard !contacts.isEmpty else { return [] }
+        let stamp = Timestamp.format(now)
+        var insert = db.insert(into: "contacts").columns("id", "workspace_id", "email", "status", "created_at", "updated_at")
+        for contact in contacts {
+            insert = insert.values([contact.id, workspaceId, contact.email.value, ContactStatus.active.rawValue, stamp, stamp])
+        }
+        let rows = try await insert.ignoringConflicts(with: ["workspace_id", "email"]).returning("email").all()
+        return Set(try rows.map { try $0.decode(column: "email", as: String.self) })
+    }
+
+    /// The ids of the contacts with these addresses, by address.
+    public func ids(for emails: [EmailAddress]) async throws -> [String: String] {
+        guard !emails.isEmpty else { return [:] }
+        let rows = try await db.raw("""
+            SELECT id, email FROM contacts
+            WHERE workspace_id = \(bind: workspaceId) AND email IN (\(binds: emails.map(\.value)))
+            """).all()
+        var ids: [String: String] = [:]
+        for row in rows {
+            ids[try row.decode(column: "email", as: String.self)] = try row.decode(column: "id", as: String.self)
+        }
+        return ids
+    }
+
     /// Writes attribute values and removals for an existing contact and bumps `updated_at`.
     public func update(contactId: String, set: [String: AttributeValue], remove: [String], at now: Date) async throws {
         try await setAttributes(contactId: contactId, set)
-        for name in remove {
+        if !remove.isEmpty {
             try await db.raw("""
                 DELETE FROM contact_attributes
-                WHERE workspace_id = \(bind: workspaceId) AND contact_id = \(bind: contactId) AND name = \(bind: name)
+                WHERE workspace_id = \(bind: workspaceId) AND contact_id = \(bind: contactId) AND name IN (\(binds: remove))
                 """).run()
         }
         try await db.raw("""
@@ -106,13 +133,15 @@ public struct ContactRepository: Sendable {
     }
 
     private func setAttributes(contactId: String, _ attributes: [String: AttributeValue]) async throws {
-        for (name, value) in attributes.sorted(by: { $0.key < $1.key }) {
-            try await db.raw("""
-                INSERT INTO contact_attributes (contact_id, workspace_id, name, kind, value)
-                VALUES (\(bind: contactId), \(bind: workspaceId), \(bind: name), \(bind: value.kind.rawValue), \(bind: value.storageText))
-                ON CONFLICT (contact_id, name) DO UPDATE SET kind = excluded.kind, value = excluded.value
-                """).run()
+        guard !attributes.isEmpty else { return }
+        // One statement for all values (at most 100 attributes, 500 binds).
+        var query = SQLQueryString("INSERT INTO contact_attributes (contact_id, workspace_id, name, kind, value) VALUES ")
+        for (index, (name, value)) in attributes.sorted(by: { $0.key < $1.key }).enumerated() {
+            if index > 0 { query.appendLiteral(", ") }
+            query.appendInterpolation("(\(bind: contactId), \(bind: workspaceId), \(bind: name), \(bind: value.kind.rawValue), \(bind: value.storageText))" as SQLQueryString)
         }
+        query.appendLiteral(" ON CONFLICT (contact_id, name) DO UPDATE SET kind = excluded.kind, value = excluded.value")
+        try await db.raw(query).run()
     }
 
     private func attributes(of contactIds: [String]) async throws -> [String: [String: AttributeValue]] {

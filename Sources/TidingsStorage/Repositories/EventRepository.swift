@@ -12,14 +12,19 @@ public struct EventRepository: Sendable {
         self.workspaceId = workspaceId
     }
 
-    public func insert(_ event: ContactEvent) async throws {
-        precondition(event.workspaceId == workspaceId)
-        try await db.raw("""
-            INSERT INTO events (id, workspace_id, contact_id, slug, properties, occurred_at, created_at)
-            VALUES (\(bind: event.id), \(bind: workspaceId), \(bind: event.contactId), \(bind: event.slug),
-                    \(bind: try Self.encode(event.properties)), \(bind: Timestamp.format(event.occurredAt)),
-                    \(bind: Timestamp.format(event.createdAt)))
-            """).run()
+    /// Inserts events in one statement.
+    public func insert(_ events: [ContactEvent]) async throws {
+        guard !events.isEmpty else { return }
+        var insert = db.insert(into: "events")
+            .columns("id", "workspace_id", "contact_id", "slug", "properties", "occurred_at", "created_at")
+        for event in events {
+            precondition(event.workspaceId == workspaceId)
+            insert = insert.values([
+                event.id, workspaceId, event.contactId, event.slug, try Self.encode(event.properties),
+                Timestamp.format(event.occurredAt), Timestamp.format(event.createdAt),
+            ])
+        }
+        try await insert.run()
     }
 
     /// A contact's events in id order after `afterId`, at most `limit` (nil: all of them).
