@@ -34,7 +34,7 @@ public struct APIKeyToken: Sendable, Equatable, CustomStringConvertible {
     public init?(parsing text: some StringProtocol) {
         guard text.utf8.count == Self.length, text.hasPrefix(Self.prefix) else { return nil }
         let body = text.dropFirst(Self.prefix.count)
-        guard body.allSatisfy({ Base62.alphabet.contains($0) }) else { return nil }
+        guard body.utf8.allSatisfy(Base62.isDigit) else { return nil }
         let random = String(body.prefix(Self.randomLength))
         guard String(body.suffix(Self.checksumLength)) == Self.checksum(of: random) else { return nil }
         self.secret = String(text)
@@ -51,6 +51,13 @@ public struct APIKeyToken: Sendable, Equatable, CustomStringConvertible {
 
 enum Base62 {
     static let alphabet = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+    static func isDigit(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"): true
+        default: false
+        }
+    }
 
     static func encode(_ value: UInt64, width: Int) -> String {
         var digits = [Character](repeating: "0", count: width)

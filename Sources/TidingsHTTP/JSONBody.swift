@@ -28,16 +28,14 @@ enum JSONBody {
         }
         guard body.readableBytes > 0 else { return nil }
         let data = body.readData(length: body.readableBytes) ?? Data()
-        let value: JSONValue
-        do {
-            value = try JSONDecoder().decode(JSONValue.self, from: data)
-        } catch {
+        if let object = try? JSONDecoder().decode([String: JSONValue].self, from: data) {
+            return object
+        }
+        // Not an object: say whether it was JSON of another type or not JSON at all.
+        guard let value = try? JSONDecoder().decode(JSONValue.self, from: data) else {
             throw APIError(.badRequest, code: "malformed_json", message: "The request body is not valid JSON.")
         }
-        guard case .object(let object) = value else {
-            throw APIError(.badRequest, code: "malformed_json", message: "The request body must be a JSON object, not \(value.typeName).")
-        }
-        return object
+        throw APIError(.badRequest, code: "malformed_json", message: "The request body must be a JSON object, not \(value.typeName).")
     }
 
     static func tooLarge(_ maxBytes: Int) -> APIError {

@@ -33,7 +33,7 @@ struct RequestMiddleware: RouterMiddleware {
             "method": .string(request.method.rawValue),
             "route": .string(context.endpointPath ?? "unmatched"),
             "status": .stringConvertible(response.status.code),
-            "duration_ms": .string(String(format: "%.2f", Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000)),
+            "duration_us": .stringConvertible(elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000),
         ])
         return response
     }

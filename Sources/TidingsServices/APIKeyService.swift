@@ -7,11 +7,11 @@ import TidingsStorage
 /// Managing API keys of one workspace, and recognising a presented key.
 public struct APIKeyService: Sendable {
     let env: ServiceEnvironment
-    private let usage: UsageRecorder
+    private let usage = UsageRecorder()
+    private let recognised = RecognisedKeys()
 
     public init(_ env: ServiceEnvironment) {
         self.env = env
-        self.usage = UsageRecorder()
     }
 
     /// The default overlap during which a rotated key's old secret keeps working.
@@ -63,12 +63,14 @@ public struct APIKeyService: Sendable {
     /// Revokes at once. Revoking a revoked key changes nothing (idempotent).
     public func revoke(workspaceId: String, id: String) async throws -> APIKey {
         let now = env.now()
-        return try await env.database.transaction { db in
+        let key = try await env.database.transaction { db in
             let repository = APIKeyRepository(db, workspaceId: workspaceId)
             guard try await repository.find(id: id) != nil else { throw Self.notFound }
             try await repository.revoke(id: id, at: now)
             return try await repository.find(id: id)!
         }
+        recognised.forget(keyId: id)
+        return key
     }
 
     /// Issues a new secret for the key; the previous secret keeps working for `overlap` seconds.
@@ -93,6 +95,7 @@ public struct APIKeyService: Sendable {
             )
             return try await repository.find(id: id)!
         }
+        recognised.forget(keyId: id)
         return Issued(key: key, token: token)
     }
 
@@ -104,9 +107,14 @@ public struct APIKeyService: Sendable {
         }
         let now = env.now()
         let secretHash = env.hasher.hash(token.secret)
-        guard let key = try await env.database.read({ db in
-            try await CredentialRepository(db).key(forSecretHash: secretHash, at: now)
-        }) else {
+        var found = recognised.key(forSecretHash: secretHash, at: now)
+        if found == nil {
+            found = try await env.database.read { db in
+                try await CredentialRepository(db).key(forSecretHash: secretHash, at: now)
+            }
+            if let found { recognised.remember(found, secretHash: secretHash, at: now) }
+        }
+        guard let key = found else {
             throw DomainError(.unauthenticated, code: "invalid_api_key", message: "The API key is not valid.")
         }
         guard key.revokedAt == nil else {
@@ -138,6 +146,48 @@ final class UsageRecorder: Sendable {
             }
             recorded[keyId] = now
             return true
+        }
+    }
+}
+
+/// Keys recognised in the last second, so a busy client costs no database read per request.
+///
+/// Revoking or rotating through this process forgets the key at once; a change made
+/// by another process (another instance, or the CLI) is seen within `lifetime`.
+/// Expiry is checked on every request from the cached key itself.
+final class RecognisedKeys: Sendable {
+    static let lifetime: TimeInterval = 1
+    static let capacity = 10_000
+
+    private struct Entry {
+        var key: APIKey
+        var recognisedAt: Date
+    }
+
+    private let entries = Mutex<[String: Entry]>([:])
+
+    func key(forSecretHash secretHash: String, at now: Date) -> APIKey? {
+        entries.withLock { entries in
+            guard let entry = entries[secretHash] else { return nil }
+            let age = now.timeIntervalSince(entry.recognisedAt)
+            guard age >= 0, age < Self.lifetime else {
+                entries[secretHash] = nil
+                return nil
+            }
+            return entry.key
+        }
+    }
+
+    func remember(_ key: APIKey, secretHash: String, at now: Date) {
+        entries.withLock { entries in
+            if entries.count >= Self.capacity { entries.removeAll(keepingCapacity: true) }
+            entries[secretHash] = Entry(key: key, recognisedAt: now)
+        }
+    }
+
+    func forget(keyId: String) {
+        entries.withLock { entries in
+            entries = entries.filter { $0.value.key.id != keyId }
         }
     }
 }
