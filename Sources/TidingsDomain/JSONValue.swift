@@ -20,6 +20,31 @@ public enum JSONValue: Hashable, Sendable {
     }
 }
 
+extension JSONValue {
+    /// The path of the first string (or object key) holding U+0000, which no
+    /// backend can store as text; `nil` when there is none.
+    public func pathOfNULCharacter(at path: String = "") -> String? {
+        switch self {
+        case .string(let text):
+            return text.utf8.contains(0) ? path : nil
+        case .array(let items):
+            for (index, item) in items.enumerated() {
+                if let found = item.pathOfNULCharacter(at: "\(path)[\(index)]") { return found }
+            }
+            return nil
+        case .object(let members):
+            for (key, value) in members.sorted(by: { $0.key < $1.key }) {
+                let keyPath = path.isEmpty ? key : "\(path).\(key)"
+                if key.utf8.contains(0) { return keyPath }
+                if let found = value.pathOfNULCharacter(at: keyPath) { return found }
+            }
+            return nil
+        case .null, .bool, .number:
+            return nil
+        }
+    }
+}
+
 extension JSONValue: Codable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()

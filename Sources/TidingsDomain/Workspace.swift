@@ -25,13 +25,21 @@ public struct Workspace: Sendable, Equatable {
 
     /// Trims and checks a workspace name.
     public static func validateName(_ raw: String) throws(DomainError) -> String {
+        try DisplayName.validate(raw, field: "name", maxLength: maxNameLength)
+    }
+}
+
+/// Names people give things (workspaces, API keys): trimmed, not empty, bounded, and
+/// free of control characters, which would corrupt listings, logs and terminals.
+public enum DisplayName {
+    public static func validate(_ raw: String, field: String, maxLength: Int) throws(DomainError) -> String {
         let name = raw.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !name.isEmpty else { throw .invalid("invalid_name", "The name must not be empty.", field: "name") }
-        guard name.count <= maxNameLength else {
-            throw .invalid("invalid_name", "The name must be at most \(maxNameLength) characters.", field: "name")
+        guard !name.isEmpty else { throw .invalid("invalid_name", "The \(field) must not be empty.", field: field) }
+        guard name.count <= maxLength else {
+            throw .invalid("invalid_name", "The \(field) must be at most \(maxLength) characters.", field: field)
         }
         guard !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            throw .invalid("invalid_name", "The name must not contain control characters.", field: "name")
+            throw .invalid("invalid_name", "The \(field) must not contain control characters.", field: field)
         }
         return name
     }

@@ -29,6 +29,12 @@ enum JSONBody {
         guard body.readableBytes > 0 else { return nil }
         let data = body.readData(length: body.readableBytes) ?? Data()
         if let object = try? JSONDecoder().decode([String: JSONValue].self, from: data) {
+            if let path = JSONValue.object(object).pathOfNULCharacter() {
+                throw APIError(
+                    .unprocessableContent, code: "invalid_character",
+                    message: "Strings must not contain the NUL character (U+0000).", field: String(path.prefix(100))
+                )
+            }
             return object
         }
         // Not an object: say whether it was JSON of another type or not JSON at all.

@@ -23,6 +23,10 @@ struct RequestMiddleware: RouterMiddleware {
         let started = ContinuousClock.now
         var response: Response
         do {
+            // No identifier, address or filter value may hold NUL: nothing could store or match it.
+            if request.uri.description.range(of: "%00") != nil {
+                throw APIError(.badRequest, code: "invalid_character", message: "The URL must not contain the NUL character (%00).")
+            }
             response = try await next(request, context)
         } catch {
             response = errorResponse(error, request: request, context: context)

@@ -25,10 +25,7 @@ public struct APIKeyService: Sendable {
     }
 
     public func create(workspaceId: String, name rawName: String, scopes: [Scope], expiresAt: Date?) async throws -> Issued {
-        let name = rawName.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !name.isEmpty, name.count <= APIKey.maxNameLength else {
-            throw DomainError.invalid("invalid_name", "The key name must be 1 to \(APIKey.maxNameLength) characters.", field: "name")
-        }
+        let name = try DisplayName.validate(rawName, field: "name", maxLength: APIKey.maxNameLength)
         guard !scopes.isEmpty else { throw DomainError.invalid("invalid_scopes", "At least one scope is required.", field: "scopes") }
         let now = env.now()
         if let expiresAt, expiresAt <= now {

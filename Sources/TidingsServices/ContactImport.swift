@@ -97,6 +97,9 @@ public struct ContactImport: Sendable {
             var changes: [String: AttributeValue?] = [:]
             for (index, cell) in row.fields.enumerated() {
                 guard let name = header.names[index], !cell.isEmpty else { continue }
+                guard !cell.utf8.contains(0) else {
+                    throw .invalid("invalid_character", "Cells must not contain the NUL character (U+0000).", field: name)
+                }
                 changes[name] = try AttributeValue(text: cell, as: columnTypes[name] ?? .string, field: name)
             }
             pending.append(PendingRow(line: row.line, email: email, changes: changes))
