@@ -19,7 +19,7 @@ public struct Tidings: Sendable {
 
     public var workspaces: WorkspaceService { WorkspaceService(environment) }
     public let apiKeys: APIKeyService
-    public var contacts: ContactService { ContactService(environment) }
+    public let contacts: ContactService
     public let events: EventService
     public var migrator: Migrator { Migrator(database: database, logger: logger) }
 
@@ -51,6 +51,7 @@ public struct Tidings: Sendable {
         self.logger = logger
         self.apiKeys = APIKeyService(environment)
         self.events = EventService(environment)
+        self.contacts = ContactService(environment)
     }
 
     /// Runs `body` while the database machinery runs (PostgreSQL's pool needs a running task), then closes it.

@@ -113,27 +113,17 @@ public struct ContactImport: Sendable {
 
     private mutating func flush() async throws {
         guard !pending.isEmpty else { return }
-        let rows = pending
-        pending.removeAll(keepingCapacity: true)
         let now = env.now()
-        let workspaceId = self.workspaceId
-        let outcomes = try await env.database.transaction { db in
-            var outcomes: [(line: Int, outcome: Swift.Result<Bool, DomainError>)] = []
-            for row in rows {
-                do {
-                    let upserted = try await ContactService.upsert(db: db, workspaceId: workspaceId, email: row.email, changes: row.changes, now: now)
-                    outcomes.append((row.line, .success(upserted.created)))
-                } catch let error as DomainError {
-                    // Domain rules are checked before anything is written, so the batch stays consistent.
-                    outcomes.append((row.line, .failure(error)))
-                }
-            }
-            return outcomes
+        let items = pending.map {
+            ContactService.PendingUpsert(workspaceId: workspaceId, email: $0.email, changes: $0.changes, now: now)
         }
-        for (line, outcome) in outcomes {
+        let lines = pending.map(\.line)
+        pending.removeAll(keepingCapacity: true)
+        let outcomes = try await env.database.transaction { db in try await ContactService.upsertEach(items, db: db) }
+        for (line, outcome) in zip(lines, outcomes) {
             switch outcome {
-            case .success(true): result.created += 1
-            case .success(false): result.updated += 1
+            case .success(let upserted) where upserted.created: result.created += 1
+            case .success: result.updated += 1
             case .failure(let error): reject(line: line, code: error.code, message: error.message, field: error.field)
             }
         }

@@ -5,11 +5,27 @@ import TidingsDomain
 import TidingsStorage
 
 /// Contacts: the SendStreak-compatible upsert and delete, and the reads SendStreak lacks.
+///
+/// Upserts are written by group commit, like events: concurrent requests share a
+/// transaction, and each answers only after its own change has committed.
 public struct ContactService: Sendable {
     let env: ServiceEnvironment
+    private let committer: GroupCommitter<PendingUpsert, Result<Upserted, DomainError>>
 
     public init(_ env: ServiceEnvironment) {
         self.env = env
+        let database = env.database
+        self.committer = GroupCommitter(maxBatch: 64) { pending in
+            try await database.transaction { db in try await Self.upsertEach(pending, db: db) }
+        }
+    }
+
+    /// One contact's change, validated and waiting to be written.
+    struct PendingUpsert: Sendable {
+        var workspaceId: String
+        var email: EmailAddress
+        var changes: [String: AttributeValue?]
+        var now: Date
     }
 
     public static let maxPageSize = 500
@@ -32,10 +48,23 @@ public struct ContactService: Sendable {
         var attributes = body
         attributes["email"] = nil
         let changes = try AttributeMap.parse(attributes, fieldPrefix: "")
-        let now = env.now()
-        return try await env.database.transaction { db in
-            try await Self.upsert(db: db, workspaceId: workspaceId, email: email, changes: changes, now: now)
+        let pending = PendingUpsert(workspaceId: workspaceId, email: email, changes: changes, now: env.now())
+        return try await committer.submit(pending).get()
+    }
+
+    /// Upserts each item in the caller's transaction. A broken domain rule (checked before
+    /// anything of that item is written) fails only its item; the others still commit.
+    static func upsertEach(_ items: [PendingUpsert], db: any SQLDatabase) async throws -> [Result<Upserted, DomainError>] {
+        var results: [Result<Upserted, DomainError>] = []
+        results.reserveCapacity(items.count)
+        for item in items {
+            do {
+                results.append(.success(try await upsert(db: db, workspaceId: item.workspaceId, email: item.email, changes: item.changes, now: item.now)))
+            } catch let error as DomainError {
+                results.append(.failure(error))
+            }
         }
+        return results
     }
 
     /// Creates or updates one contact inside the caller's transaction.

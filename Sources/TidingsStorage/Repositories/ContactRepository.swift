@@ -24,13 +24,18 @@ public struct ContactRepository: Sendable {
     }
 
     public func find(email: EmailAddress) async throws -> Contact? {
-        guard let row = try await db.raw("""
-            SELECT id, email, status, created_at, updated_at FROM contacts
-            WHERE workspace_id = \(bind: workspaceId) AND email = \(bind: email.value)
-            """).first()
-        else { return nil }
-        var contact = try decode(row)
-        contact.attributes = try await attributes(of: [contact.id])[contact.id] ?? [:]
+        // One round trip: the contact and its attributes (one row per attribute, or one row with NULLs).
+        let rows = try await db.raw("""
+            SELECT c.id, c.email, c.status, c.created_at, c.updated_at, a.name, a.kind, a.value
+            FROM contacts c LEFT JOIN contact_attributes a ON a.contact_id = c.id AND a.workspace_id = c.workspace_id
+            WHERE c.workspace_id = \(bind: workspaceId) AND c.email = \(bind: email.value)
+            """).all()
+        guard let first = rows.first else { return nil }
+        var contact = try decode(first)
+        for row in rows {
+            guard let name = try row.decode(column: "name", as: String?.self) else { continue }
+            contact.attributes[name] = try Self.decodeAttribute(row)
+        }
         return contact
     }
 
@@ -152,11 +157,15 @@ public struct ContactRepository: Sendable {
             """).all()
         var result: [String: [String: AttributeValue]] = [:]
         for row in rows {
-            let kind = AttributeValue.Kind(rawValue: try row.decode(column: "kind", as: String.self)) ?? .string
-            let value = AttributeValue(kind: kind, storageText: try row.decode(column: "value", as: String.self))
-            result[try row.decode(column: "contact_id", as: String.self), default: [:]][try row.decode(column: "name", as: String.self)] = value
+            result[try row.decode(column: "contact_id", as: String.self), default: [:]][try row.decode(column: "name", as: String.self)] =
+                try Self.decodeAttribute(row)
         }
         return result
+    }
+
+    private static func decodeAttribute(_ row: any SQLRow) throws -> AttributeValue {
+        let kind = AttributeValue.Kind(rawValue: try row.decode(column: "kind", as: String.self)) ?? .string
+        return AttributeValue(kind: kind, storageText: try row.decode(column: "value", as: String.self))
     }
 
     private func decode(_ row: any SQLRow) throws -> Contact {
