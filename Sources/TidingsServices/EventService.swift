@@ -91,10 +91,9 @@ public struct EventService: Sendable {
                 proposed[pending[index].email.value] = pending[index].newContactId
                 addresses.append(pending[index].email)
             }
-            let created = try await contacts.insertMissing(
+            let (ids, created) = try await contacts.ensure(
                 addresses.map { (proposed[$0.value]!, $0) }, at: pending[indices[0]].event.createdAt
             )
-            let ids = try await contacts.ids(for: addresses)
             var events: [ContactEvent] = []
             var creationReported = Set<String>()
             for index in indices {

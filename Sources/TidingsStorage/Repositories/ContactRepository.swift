@@ -62,31 +62,46 @@ public struct ContactRepository: Sendable {
         return true
     }
 
-    /// Inserts bare contacts (no attributes) for the addresses that have none yet, in one
-    /// statement. Returns the addresses that were created; existing ones are left untouched.
-    public func insertMissing(_ contacts: [(id: String, email: EmailAddress)], at now: Date) async throws -> Set<String> {
-        guard !contacts.isEmpty else { return [] }
+    /// The ids of the contacts with these addresses, creating bare contacts (no attributes)
+    /// for the addresses that have none yet. Existing contacts are left unchanged.
+    /// - Parameter contacts: each address with the id it gets if it is created.
+    /// - Returns: ids by address, and the addresses that were created.
+    public func ensure(_ contacts: [(id: String, email: EmailAddress)], at now: Date) async throws -> (ids: [String: String], created: Set<String>) {
+        guard !contacts.isEmpty else { return ([:], []) }
         let stamp = Timestamp.format(now)
         var insert = db.insert(into: "contacts").columns("id", "workspace_id", "email", "status", "created_at", "updated_at")
         for contact in contacts {
             insert = insert.values([contact.id, workspaceId, contact.email.value, ContactStatus.active.rawValue, stamp, stamp])
         }
-        let rows = try await insert.ignoringConflicts(with: ["workspace_id", "email"]).returning("email").all()
-        return Set(try rows.map { try $0.decode(column: "email", as: String.self) })
-    }
-
-    /// The ids of the contacts with these addresses, by address.
-    public func ids(for emails: [EmailAddress]) async throws -> [String: String] {
-        guard !emails.isEmpty else { return [:] }
-        let rows = try await db.raw("""
-            SELECT id, email FROM contacts
-            WHERE workspace_id = \(bind: workspaceId) AND email IN (\(binds: emails.map(\.value)))
-            """).all()
+        let proposed = Dictionary(contacts.map { ($0.email.value, $0.id) }, uniquingKeysWith: { first, _ in first })
         var ids: [String: String] = [:]
-        for row in rows {
-            ids[try row.decode(column: "email", as: String.self)] = try row.decode(column: "id", as: String.self)
+        if db.isSQLite {
+            // See Dialect.swift: the no-op update makes RETURNING include existing rows.
+            let rows = try await insert.onConflict(with: ["workspace_id", "email"]) { $0.set("email", to: SQLColumn("email")) }
+                .returning("id", "email").all()
+            for row in rows {
+                ids[try row.decode(column: "email", as: String.self)] = try row.decode(column: "id", as: String.self)
+            }
+            return (ids, Set(ids.filter { proposed[$0.key] == $0.value }.keys))
         }
-        return ids
+        let inserted = try await insert.ignoringConflicts(with: ["workspace_id", "email"]).returning("id", "email").all()
+        var created = Set<String>()
+        for row in inserted {
+            let email = try row.decode(column: "email", as: String.self)
+            created.insert(email)
+            ids[email] = try row.decode(column: "id", as: String.self)
+        }
+        let existing = contacts.map(\.email).filter { ids[$0.value] == nil }
+        if !existing.isEmpty {
+            let rows = try await db.raw("""
+                SELECT id, email FROM contacts
+                WHERE workspace_id = \(bind: workspaceId) AND email IN (\(binds: existing.map(\.value)))
+                """).all()
+            for row in rows {
+                ids[try row.decode(column: "email", as: String.self)] = try row.decode(column: "id", as: String.self)
+            }
+        }
+        return (ids, created)
     }
 
     /// Writes attribute values and removals for an existing contact and bumps `updated_at`.
