@@ -32,6 +32,10 @@ struct EventDTO: Encodable {
     var properties: [String: JSONValue]
     var occurredAt: String
     var createdAt: String
+    /// Only in the answer to `POST /v1/events`.
+    var email: String?
+    /// Only in the answer to `POST /v1/events`: whether the event created its contact.
+    var contactCreated: Bool?
 
     init(_ event: ContactEvent) {
         id = event.id
@@ -41,27 +45,10 @@ struct EventDTO: Encodable {
         occurredAt = Timestamp.format(event.occurredAt)
         createdAt = Timestamp.format(event.createdAt)
     }
-}
-
-struct RecordedEventDTO: Encodable {
-    var id: String
-    var contactId: String
-    var email: String
-    var slug: String
-    var properties: [String: JSONValue]
-    var occurredAt: String
-    var createdAt: String
-    var contactCreated: Bool
 
     init(_ recorded: EventService.Recorded) {
-        let event = EventDTO(recorded.event)
-        id = event.id
-        contactId = event.contactId
+        self.init(recorded.event)
         email = recorded.email.value
-        slug = event.slug
-        properties = event.properties
-        occurredAt = event.occurredAt
-        createdAt = event.createdAt
         contactCreated = recorded.contactCreated
     }
 }

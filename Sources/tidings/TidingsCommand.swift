@@ -43,20 +43,23 @@ struct SettingsOptions: ParsableArguments {
         return flags
     }
 
-    /// Loads the configuration, installs logging, opens Tidings, applies pending migrations
-    /// (unless `migrate` is false) and runs `body` with it.
-    func withTidings<T: Sendable>(migrate: Bool = true, _ body: @Sendable (Tidings) async throws -> T) async throws -> T {
+    /// Loads the configuration (these flags plus `extraFlags`), installs logging and opens Tidings.
+    func open(extraFlags: [String: String] = [:]) async throws -> Tidings {
         let configuration: TidingsConfiguration
         do {
             configuration = try await TidingsConfiguration.load(
-                flags: flags, environment: ProcessInfo.processInfo.environment
+                flags: flags.merging(extraFlags) { $1 }, environment: ProcessInfo.processInfo.environment
             )
         } catch let error as TidingsConfiguration.Invalid {
             throw ValidationError(error.description)
         }
         LogSetup.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
-        let tidings = try await Tidings.open(configuration, logger: Logger(label: "tidings"))
-        return try await tidings.withDatabase { tidings in
+        return try await Tidings.open(configuration, logger: Logger(label: "tidings"))
+    }
+
+    /// Opens Tidings, applies pending migrations (unless `migrate` is false) and runs `body` with it.
+    func withTidings<T: Sendable>(migrate: Bool = true, _ body: @Sendable (Tidings) async throws -> T) async throws -> T {
+        try await open().withDatabase { tidings in
             if migrate { try await tidings.migrator.migrate() }
             return try await body(tidings)
         }
@@ -79,10 +82,7 @@ struct Serve: AsyncParsableCommand {
         flags[TidingsConfiguration.Key.httpHost] = host
         flags[TidingsConfiguration.Key.httpPort] = port
         flags[TidingsConfiguration.Key.publicURL] = publicUrl
-        let configuration = try await loadConfiguration(settings.flags.merging(flags) { $1 })
-        LogSetup.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
-        let tidings = try await Tidings.open(configuration, logger: Logger(label: "tidings"))
-        try await tidings.serve()
+        try await settings.open(extraFlags: flags).serve()
     }
 }
 
@@ -106,14 +106,6 @@ struct Migrate: AsyncParsableCommand {
                 print(applied.isEmpty ? "The database is up to date." : "Applied: \(applied.joined(separator: ", "))")
             }
         }
-    }
-}
-
-func loadConfiguration(_ flags: [String: String]) async throws -> TidingsConfiguration {
-    do {
-        return try await TidingsConfiguration.load(flags: flags, environment: ProcessInfo.processInfo.environment)
-    } catch let error as TidingsConfiguration.Invalid {
-        throw ValidationError(error.description)
     }
 }
 

@@ -1,12 +1,18 @@
--- wrk script: POSTs JSON bodies built from BENCH_KIND, with the key from TIDINGS_BENCH_KEY.
--- Synthetic addresses only (user<N>@bench.test); N is drawn from 1..BENCH_CONTACTS so the
--- run mixes creates and updates the way real ingest does.
+-- wrk script for scripts/bench. BENCH_KIND picks the request:
+--   healthz   GET /healthz (the ceiling)
+--   contacts  POST /v1/contacts (upsert)
+--   events    POST /v1/events
+-- POSTs carry the key from TIDINGS_BENCH_KEY. Synthetic addresses only (user<N>@bench.test);
+-- N is drawn from 1..BENCH_CONTACTS so the run mixes creates and updates as real ingest does.
 local key = os.getenv("TIDINGS_BENCH_KEY")
-local kind = os.getenv("BENCH_KIND") or "events"
+local kind = os.getenv("BENCH_KIND") or "healthz"
 local contacts = tonumber(os.getenv("BENCH_CONTACTS") or "20000")
 local counter = 0
 
 request = function()
+  if kind == "healthz" then
+    return wrk.format("GET", "/healthz")
+  end
   counter = counter + 1
   local n = math.random(1, contacts)
   local path, body
