@@ -81,3 +81,42 @@ struct StorageTests {
         }
     }
 }
+
+@Suite("Secrets at rest")
+struct SecretsAtRestTests {
+    @Test("API key secrets are stored only as keyed hashes: the database never holds the key", arguments: TestBackend.all)
+    func keysAreNotStored(backend: TestBackend) async throws {
+        try await withTidings(backend) { tidings in
+            let workspace = try await tidings.makeWorkspace()
+            let issued = try await tidings.apiKeys.create(workspaceId: workspace.id, name: "ci", scopes: [.contactsRead], expiresAt: nil)
+            let rotated = try await tidings.apiKeys.rotate(workspaceId: workspace.id, id: issued.key.id, overlap: 60)
+            let secrets = [workspace.key, issued.token.secret, rotated.token.secret]
+            // Everything the key tables hold, as text.
+            let stored = try await tidings.database.read { db in
+                var text = ""
+                for table in ["api_keys", "api_key_secrets"] {
+                    for row in try await db.raw("SELECT * FROM \(unsafeRaw: table)").all() {
+                        for column in row.allColumns {
+                            text += (try? row.decode(column: column, as: String?.self) ?? "") ?? ""
+                            text += " "
+                        }
+                    }
+                }
+                return text
+            }
+            #expect(stored.contains(issued.key.id), "the scan reads the key rows")
+            for secret in secrets {
+                #expect(!stored.contains(secret))
+                #expect(!stored.contains(String(secret.dropFirst(4).prefix(20))), "only the 6-character hint of the random part is stored")
+            }
+            if case .sqlite(let path) = tidings.configuration.database {
+                for file in [path, path + "-wal"] {
+                    let bytes = (try? Data(contentsOf: URL(fileURLWithPath: file))) ?? Data()
+                    for secret in secrets {
+                        #expect(bytes.range(of: Data(secret.utf8)) == nil, "\(file) holds a key")
+                    }
+                }
+            }
+        }
+    }
+}
