@@ -92,6 +92,11 @@ public struct APIKey: Sendable, Equatable {
     public func isUsable(at now: Date) -> Bool {
         revokedAt == nil && (expiresAt.map { $0 > now } ?? true)
     }
+
+    /// `active`, `revoked` or `expired`, as listings show it.
+    public func status(at now: Date) -> String {
+        revokedAt != nil ? "revoked" : (isUsable(at: now) ? "active" : "expired")
+    }
 }
 
 /// Who is calling: set by authentication, read by every handler.

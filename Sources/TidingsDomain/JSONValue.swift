@@ -33,6 +33,8 @@ extension JSONValue {
             }
             return nil
         case .object(let members):
+            // Sorted only when there is something to report, so the answer is stable.
+            guard members.contains(where: { $0.key.utf8.contains(0) || $0.value.pathOfNULCharacter() != nil }) else { return nil }
             for (key, value) in members.sorted(by: { $0.key < $1.key }) {
                 let keyPath = path.isEmpty ? key : "\(path).\(key)"
                 if key.utf8.contains(0) { return keyPath }

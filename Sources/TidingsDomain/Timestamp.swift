@@ -7,7 +7,8 @@ import Foundation
 /// `ISO8601DateFormatter` is slow on hot paths and accepts more than we want.
 public enum Timestamp {
     public static func format(_ date: Date) -> String {
-        let totalMilliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        // Clamped to the years 0000–9999, the range `parse` accepts, so formatting never traps.
+        let totalMilliseconds = min(max(Int64((date.timeIntervalSince1970 * 1000).rounded(.down)), -62_167_219_200_000), 253_402_300_799_999)
         let days = totalMilliseconds >= 0 ? totalMilliseconds / 86_400_000 : (totalMilliseconds - 86_399_999) / 86_400_000
         let millisOfDay = totalMilliseconds - days * 86_400_000
         let (year, month, day) = civilFromDays(days)
@@ -36,64 +37,23 @@ public enum Timestamp {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// Parses RFC 3339 date-times (`Z` or a numeric offset, optional fraction).
+    /// Parses RFC 3339 date-times (`Z` or a numeric offset, optional fraction) whose UTC
+    /// time lies in the years 0000–9999.
+    ///
+    /// One grammar for the whole product: `AttributeValue.recogniseDate` validates and
+    /// normalises to UTC, and only its canonical form is read here.
     public static func parse(_ text: String) -> Date? {
-        let bytes = Array(text.utf8)
+        guard let canonical = AttributeValue.recogniseDate(text) else { return nil }
+        let bytes = Array(canonical.utf8)
+        // Date-only values are dates, not timestamps.
         guard bytes.count >= 20 else { return nil }
-        func number(_ range: Range<Int>) -> Int64? {
-            var value: Int64 = 0
-            for index in range {
-                let byte = bytes[index]
-                guard byte >= 48, byte <= 57 else { return nil }
-                value = value * 10 + Int64(byte - 48)
-            }
-            return value
+        func number(_ range: Range<Int>) -> Int64 {
+            range.reduce(0) { $0 * 10 + Int64(bytes[$1] - 48) }
         }
-        guard bytes[4] == 45, bytes[7] == 45, bytes[10] == 84 || bytes[10] == 116,
-              bytes[13] == 58, bytes[16] == 58,
-              let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
-              let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19),
-              (1...12).contains(month), day >= 1, day <= daysInMonth(year: year, month: month),
-              hour < 24, minute < 60, second < 60
-        else { return nil }
-        var index = 19
-        var fraction = 0.0
-        if bytes[index] == 46 {
-            index += 1
-            var scale = 0.1
-            let start = index
-            while index < bytes.count, bytes[index] >= 48, bytes[index] <= 57 {
-                fraction += Double(bytes[index] - 48) * scale
-                scale /= 10
-                index += 1
-            }
-            guard index > start else { return nil }
-        }
-        guard index < bytes.count else { return nil }
-        var offsetSeconds: Int64 = 0
-        switch bytes[index] {
-        case 90, 122:
-            guard index + 1 == bytes.count else { return nil }
-        case 43, 45:
-            guard index + 6 == bytes.count, bytes[index + 3] == 58,
-                  let offsetHours = number(index + 1..<index + 3), let offsetMinutes = number(index + 4..<index + 6),
-                  offsetHours < 24, offsetMinutes < 60
-            else { return nil }
-            offsetSeconds = (offsetHours * 3600 + offsetMinutes * 60) * (bytes[index] == 43 ? 1 : -1)
-        default:
-            return nil
-        }
-        let days = daysFromCivil(year: year, month: month, day: day)
-        let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offsetSeconds
-        return Date(timeIntervalSince1970: Double(seconds) + fraction)
-    }
-
-    static func daysInMonth(year: Int64, month: Int64) -> Int64 {
-        switch month {
-        case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
-        case 4, 6, 9, 11: 30
-        default: 31
-        }
+        let days = daysFromCivil(year: number(0..<4), month: number(5..<7), day: number(8..<10))
+        let seconds = days * 86_400 + number(11..<13) * 3600 + number(14..<16) * 60 + number(17..<19)
+        let milliseconds = bytes[19] == 46 ? number(20..<23) : 0
+        return Date(timeIntervalSince1970: Double(seconds) + Double(milliseconds) / 1000)
     }
 
     // Howard Hinnant's days-from-civil algorithms (proleptic Gregorian calendar).

@@ -102,7 +102,7 @@ struct APIKeyDTO: Encodable {
         name = key.name
         scopes = key.scopes.map(\.rawValue)
         hint = key.hint
-        status = key.revokedAt != nil ? "revoked" : (key.isUsable(at: now) ? "active" : "expired")
+        status = key.status(at: now)
         createdAt = Timestamp.format(key.createdAt)
         expiresAt = key.expiresAt.map(Timestamp.format)
         revokedAt = key.revokedAt.map(Timestamp.format)

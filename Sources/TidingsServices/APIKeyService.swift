@@ -106,10 +106,12 @@ public struct APIKeyService: Sendable {
         let secretHash = env.hasher.hash(token.secret)
         var found = recognised.key(forSecretHash: secretHash, at: now)
         if found == nil {
+            // A revocation that lands while we read must win over what we read.
+            let epoch = recognised.epoch
             found = try await env.database.read { db in
                 try await CredentialRepository(db).key(forSecretHash: secretHash, at: now)
             }
-            if let found { recognised.remember(found, secretHash: secretHash, at: now) }
+            if let found { recognised.remember(found, secretHash: secretHash, at: now, ifEpoch: epoch) }
         }
         guard let key = found else {
             throw DomainError(.unauthenticated, code: "invalid_api_key", message: "The API key is not valid.")
@@ -121,8 +123,13 @@ public struct APIKeyService: Sendable {
             throw DomainError(.unauthenticated, code: "invalid_api_key", message: "The API key has expired.")
         }
         if usage.shouldRecord(keyId: key.id, at: now) {
-            try await env.database.transaction { db in
-                try await APIKeyRepository(db, workspaceId: key.workspaceId).markUsed(id: key.id, at: now)
+            // Bookkeeping: a failure here must not fail the caller's request.
+            do {
+                try await env.database.transaction { db in
+                    try await APIKeyRepository(db, workspaceId: key.workspaceId).markUsed(id: key.id, at: now)
+                }
+            } catch {
+                env.logger.warning("Could not record API key use", metadata: ["api_key": "\(key.id)", "error_type": "\(type(of: error))"])
             }
         }
         return Principal(workspaceId: key.workspaceId, apiKeyId: key.id, scopes: key.scopes)
@@ -161,30 +168,40 @@ final class RecognisedKeys: Sendable {
         var recognisedAt: Date
     }
 
-    private let entries = Mutex<[String: Entry]>([:])
+    private struct State {
+        var entries: [String: Entry] = [:]
+        /// Bumped by every `forget`, so a lookup that started before it is not remembered.
+        var epoch = 0
+    }
+
+    private let state = Mutex(State())
+
+    var epoch: Int { state.withLock { $0.epoch } }
 
     func key(forSecretHash secretHash: String, at now: Date) -> APIKey? {
-        entries.withLock { entries in
-            guard let entry = entries[secretHash] else { return nil }
+        state.withLock { state in
+            guard let entry = state.entries[secretHash] else { return nil }
             let age = now.timeIntervalSince(entry.recognisedAt)
             guard age >= 0, age < Self.lifetime else {
-                entries[secretHash] = nil
+                state.entries[secretHash] = nil
                 return nil
             }
             return entry.key
         }
     }
 
-    func remember(_ key: APIKey, secretHash: String, at now: Date) {
-        entries.withLock { entries in
-            if entries.count >= Self.capacity { entries.removeAll(keepingCapacity: true) }
-            entries[secretHash] = Entry(key: key, recognisedAt: now)
+    func remember(_ key: APIKey, secretHash: String, at now: Date, ifEpoch epoch: Int) {
+        state.withLock { state in
+            guard state.epoch == epoch else { return }
+            if state.entries.count >= Self.capacity { state.entries.removeAll(keepingCapacity: true) }
+            state.entries[secretHash] = Entry(key: key, recognisedAt: now)
         }
     }
 
     func forget(keyId: String) {
-        entries.withLock { entries in
-            entries = entries.filter { $0.value.key.id != keyId }
+        state.withLock { state in
+            state.epoch &+= 1
+            state.entries = state.entries.filter { $0.value.key.id != keyId }
         }
     }
 }

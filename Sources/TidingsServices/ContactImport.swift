@@ -55,9 +55,6 @@ public struct ContactImport: Sendable {
         for record in reader.feed(bytes) {
             try await handle(record)
         }
-        if pending.count >= Self.batchSize {
-            try await flush()
-        }
     }
 
     public mutating func finish() async throws -> Result {

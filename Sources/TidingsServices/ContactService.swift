@@ -30,6 +30,7 @@ public struct ContactService: Sendable {
 
     public static let maxPageSize = 500
     public static let defaultPageSize = 50
+    public static let maxAttributeFilters = 10
 
     public struct Upserted: Sendable {
         public var contact: Contact
@@ -116,6 +117,11 @@ public struct ContactService: Sendable {
     ) async throws -> Page<Contact> {
         let limit = try Self.pageSize(limit)
         let afterId = try cursor.map(Cursor.decode)
+        guard filter.attributes.count <= Self.maxAttributeFilters else {
+            throw DomainError.invalid(
+                "too_many_filters", "At most \(Self.maxAttributeFilters) attribute filters may be combined.", field: "attributes"
+            )
+        }
         var filter = filter
         var normalised: [String: String] = [:]
         for (name, value) in filter.attributes {

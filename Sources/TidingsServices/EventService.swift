@@ -61,7 +61,7 @@ public struct EventService: Sendable {
             throw DomainError.invalid("invalid_type", "The field 'occurredAt' must be a string, not \(other.typeName).", field: "occurredAt")
         }
         let known: Set<String> = ["email", "slug", "properties", "occurredAt"]
-        if let unknown = body.keys.sorted().first(where: { !known.contains($0) }) {
+        if body.keys.contains(where: { !known.contains($0) }), let unknown = body.keys.sorted().first(where: { !known.contains($0) }) {
             throw DomainError.invalid("unknown_field", "Unknown field '\(unknown.prefix(64))'; an event has email, slug, properties and occurredAt.", field: unknown)
         }
         let event = ContactEvent(

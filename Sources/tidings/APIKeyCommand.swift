@@ -52,7 +52,7 @@ struct APIKeyCommand: AsyncParsableCommand {
             try await settings.withTidings { tidings in
                 let now = Date()
                 for key in try await tidings.apiKeys.list(workspaceId: workspace) {
-                    let state = key.revokedAt != nil ? "revoked" : (key.isUsable(at: now) ? "active" : "expired")
+                    let state = key.status(at: now)
                     let used = key.lastUsedAt.map(Timestamp.format) ?? "never used"
                     print("\(key.id)  \(state)  tdg_\(key.hint)…  \(key.scopes.map(\.rawValue).joined(separator: ","))  \(used)  \(key.name)")
                 }

@@ -28,17 +28,29 @@ struct GroupCommitterTests {
         #expect(seen.allSatisfy { $0.count <= 8 })
     }
 
-    @Test("A failed transaction fails every caller in it, and later ones still commit")
-    func failureReachesEveryCallerOfTheBatch() async throws {
-        struct Broken: Error {}
-        let calls = Mutex(0)
-        let committer = GroupCommitter<String, String>(maxBatch: 4) { items in
-            let call = calls.withLock { $0 += 1; return $0 }
-            if call == 1 { throw Broken() }
-            return items
+    @Test("An item that cannot be written fails only its own caller; the rest of its batch commits")
+    func failureStaysWithItsItem() async throws {
+        struct Poisoned: Error {}
+        let committer = GroupCommitter<String, String>(maxBatch: 16) { items in
+            try await Task.sleep(for: .milliseconds(2))
+            if items.contains("poison") { throw Poisoned() }
+            return items.map { $0.uppercased() }
         }
-        await #expect(throws: Broken.self) { try await committer.submit("first") }
-        #expect(try await committer.submit("second") == "second")
+        let results = await withTaskGroup(of: (String, Result<String, any Error>).self) { group in
+            for item in ["a", "b", "poison", "c", "d", "e", "f", "g"] {
+                group.addTask {
+                    do { return (item, .success(try await committer.submit(item))) } catch { return (item, .failure(error)) }
+                }
+            }
+            return await group.reduce(into: [String: Result<String, any Error>]()) { $0[$1.0] = $1.1 }
+        }
+        for (item, result) in results {
+            if item == "poison" {
+                #expect(throws: Poisoned.self) { try result.get() }
+            } else {
+                #expect(try result.get() == item.uppercased())
+            }
+        }
     }
 
     @Test("Events for one new address sent at once create one contact and keep every event", arguments: TestBackend.all)

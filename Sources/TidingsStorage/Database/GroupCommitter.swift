@@ -62,6 +62,27 @@ public final class GroupCommitter<Item: Sendable, Output: Sendable>: Sendable {
         }
     }
 
+    /// Commits `items` together; if that transaction fails, commits each alone, so one
+    /// item that cannot be written (or a conflict with another instance) fails only its caller.
+    private func commitIsolatingFailures(_ items: [Item]) async -> [Result<Output, any Error>] {
+        do {
+            let outputs = try await commit(items)
+            precondition(outputs.count == items.count, "commit must return one output per item")
+            return outputs.map { .success($0) }
+        } catch {
+            guard items.count > 1 else { return [.failure(error)] }
+        }
+        var results: [Result<Output, any Error>] = []
+        for item in items {
+            do {
+                results.append(.success(try await commit([item])[0]))
+            } catch {
+                results.append(.failure(error))
+            }
+        }
+        return results
+    }
+
     /// Commits the oldest queued items (the leader's own is first), answers their callers,
     /// and passes the lead on if more are waiting.
     private func lead(ownId: Int) async -> Result<Output, any Error> {
@@ -71,17 +92,10 @@ public final class GroupCommitter<Item: Sendable, Output: Sendable>: Sendable {
             state.pending.removeFirst(count)
             return batch
         }
-        let outcome: Result<[Output], any Error>
-        do {
-            let outputs = try await commit(batch.map(\.item))
-            precondition(outputs.count == batch.count, "commit must return one output per item")
-            outcome = .success(outputs)
-        } catch {
-            outcome = .failure(error)
-        }
+        let outcome = await commitIsolatingFailures(batch.map(\.item))
         var own: Result<Output, any Error>?
         for (index, entry) in batch.enumerated() {
-            let result = outcome.map { $0[index] }
+            let result = outcome[index]
             if entry.id == ownId {
                 own = result
             } else {

@@ -29,6 +29,8 @@ public final class PostgresDatabaseClient: DatabaseClient {
         configuration.options.minimumConnections = 0
         var backgroundLogger = logger
         backgroundLogger[metadataKey: "db"] = "postgres"
+        // Below info, PostgresNIO logs bound values and result rows: personal data.
+        backgroundLogger.logLevel = max(backgroundLogger.logLevel, .info)
         self.client = PostgresClient(configuration: configuration, backgroundLogger: backgroundLogger)
         self.logger = backgroundLogger
     }

@@ -39,7 +39,9 @@ public final class SQLiteDatabaseClient: DatabaseClient {
         do {
             // WAL and its synchronous level are per database; foreign keys and the busy timeout per connection.
             try await execute(writer, "PRAGMA journal_mode = WAL")
-            try await execute(writer, "PRAGMA synchronous = NORMAL")
+            // FULL: a write is on disk before its request is answered, even across a power loss.
+            // Group commit spreads the sync over every write of a batch.
+            try await execute(writer, "PRAGMA synchronous = FULL")
             try await configure(writer)
             var readers: [SQLiteConnection] = []
             for _ in 0..<max(1, readerCount) {
@@ -79,7 +81,13 @@ public final class SQLiteDatabaseClient: DatabaseClient {
                 try? await Self.execute(writer, "ROLLBACK")
                 throw error
             }
-            try await Self.execute(writer, "COMMIT")
+            do {
+                try await Self.execute(writer, "COMMIT")
+            } catch {
+                // A failed COMMIT leaves the transaction open; the next writer needs it closed.
+                try? await Self.execute(writer, "ROLLBACK")
+                throw error
+            }
             await writeLock.unlock()
             return result
         } catch {

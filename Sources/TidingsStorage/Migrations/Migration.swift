@@ -27,5 +27,6 @@ public enum Migrations {
         CreateAPIKeys(),
         CreateContacts(),
         CreateEvents(),
+        IndexEventsByContact(),
     ]
 }

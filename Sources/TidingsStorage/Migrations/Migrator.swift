@@ -36,11 +36,11 @@ public struct Migrator: Sendable {
         let migrations = self.migrations
         let kind = database.kind
         let applied = try await database.transaction { db in
-            try await Self.createLedger(on: db)
             if kind == .postgres {
-                // Serialises `tidings serve` processes that start at the same moment.
+                // Serialises `tidings serve` processes that start at the same moment, from the very first statement.
                 try await db.raw("SELECT pg_advisory_xact_lock(\(literal: Self.lockKey))").run()
             }
+            try await Self.createLedger(on: db)
             let done = try await Self.appliedNumbers(on: db)
             if let newest = done.max(), newest > (migrations.map(\.number).max() ?? 0) {
                 throw SchemaTooNewError(appliedNumber: newest)
@@ -64,9 +64,9 @@ public struct Migrator: Sendable {
 
     public func status() async throws -> [Status] {
         let migrations = self.migrations
-        return try await database.transaction { db in
-            try await Self.createLedger(on: db)
-            let rows = try await db.raw("SELECT number, applied_at FROM tidings_migrations").all()
+        return try await database.read { db in
+            // A database that was never migrated has no ledger yet: everything is pending.
+            let rows = (try? await db.raw("SELECT number, applied_at FROM tidings_migrations").all()) ?? []
             var appliedAt: [Int: Date] = [:]
             for row in rows {
                 appliedAt[try row.decode(column: "number", as: Int.self)] =
