@@ -36,7 +36,7 @@ public struct Tidings: Sendable {
         let database: any DatabaseClient
         switch configuration.database {
         case .sqlite(let path):
-            database = try await SQLiteDatabaseClient.open(path: path, logger: logger)
+            database = try await SQLiteDatabaseClient.open(path: path, durability: configuration.sqliteDurability, logger: logger)
         case .postgres(let settings):
             database = try PostgresDatabaseClient(settings: settings, logger: logger)
         }

@@ -27,6 +27,8 @@ public struct TidingsConfiguration: Sendable {
     public var apiKeySecretFile: String
     /// Base64 of the HMAC key for API-key hashes; required to be identical on every instance.
     public var apiKeySecret: String?
+    /// `normal` (default: survives a process crash) or `full` (also survives power loss; slower).
+    public var sqliteDurability: SQLiteDatabaseClient.Durability
 
     /// The configuration keys, each also a `TIDINGS_*` variable (camelCase becomes `_`).
     public enum Key {
@@ -41,6 +43,7 @@ public struct TidingsConfiguration: Sendable {
         public static let logFormat = "tidings.logFormat"
         public static let apiKeySecret = "tidings.apiKeySecret"
         public static let apiKeySecretFile = "tidings.apiKeySecretFile"
+        public static let sqliteSynchronous = "tidings.sqliteSynchronous"
     }
 
     public struct Invalid: Error, CustomStringConvertible {
@@ -104,6 +107,7 @@ public struct TidingsConfiguration: Sendable {
         logLevel = try choice(Key.logLevel, Logger.Level.info)
         logFormat = try choice(Key.logFormat, LogFormat.text)
         apiKeySecret = string(Key.apiKeySecret)
+        sqliteDurability = try choice(Key.sqliteSynchronous, SQLiteDatabaseClient.Durability.normal)
         apiKeySecretFile = string(Key.apiKeySecretFile) ?? "\(dataDirectory)/secrets/api-key-hmac.key"
     }
 

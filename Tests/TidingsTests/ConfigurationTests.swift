@@ -51,6 +51,7 @@ struct ConfigurationTests {
         ("TIDINGS_LOG_FORMAT", "xml", "TIDINGS_LOG_FORMAT"),
         ("TIDINGS_DATABASE_URL", "mysql://x", "TIDINGS_DATABASE_URL"),
         ("TIDINGS_PUBLIC_URL", "mail.acme.test", "TIDINGS_PUBLIC_URL"),
+        ("TIDINGS_SQLITE_SYNCHRONOUS", "off", "TIDINGS_SQLITE_SYNCHRONOUS"),
     ])
     func badSettingsAreRefused(variable: String, value: String, named: String) async throws {
         do {

@@ -72,6 +72,52 @@ struct LiveServerTests {
         }
     }
 
+    @Test("Every acknowledged event survives a SIGKILL of the server", arguments: TestBackend.all)
+    func acknowledgedWritesSurviveAKill(backend: TestBackend) async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tidings-kill-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let database = try await backend.makeDatabase(in: directory)
+        let server = ServerProcess(dataDirectory: directory, databaseURL: database.url)
+        try await server.start()
+        let created = try server.command(["workspace", "create", "--name", "Kill", "--owner-email", "kill@docs.test", "--json"])
+        let key = try #require((try JSONSerialization.jsonObject(with: Data(created.stdout.utf8)) as? [String: String])?["apiKey"])
+
+        // Many clients at once, so writes share transactions; count what was acknowledged.
+        let base = server.baseURL
+        let acknowledged = try await withThrowingTaskGroup(of: Int.self) { group in
+            for client in 0..<8 {
+                group.addTask {
+                    var count = 0
+                    for index in 0..<25 {
+                        let reply = try curl([
+                            "\(base)/v1/events", "--header", "Content-Type: application/json",
+                            "--header", "Authorization: Bearer \(key)",
+                            "--data-raw", #"{"email": "kill\#(client)@example.com", "slug": "tick", "properties": {"n": \#(index)}}"#,
+                        ])
+                        if reply.status == 201 { count += 1 }
+                    }
+                    return count
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        #expect(acknowledged == 200)
+        kill(server.process.processIdentifier, SIGKILL)
+        server.process.waitUntilExit()
+
+        let restarted = ServerProcess(dataDirectory: directory, databaseURL: database.url)
+        try await restarted.start()
+        var stored = 0
+        for client in 0..<8 {
+            let reply = try curl(["\(restarted.baseURL)/v1/contacts/kill\(client)@example.com/events?limit=500", "--header", "Authorization: Bearer \(key)"])
+            stored += (reply.json["data"] as? [Any])?.count ?? 0
+        }
+        _ = try await restarted.stop()
+        await database.drop()
+        #expect(stored == acknowledged, "acknowledged \(acknowledged), found \(stored) after the kill")
+    }
+
     @Test("Commands honour the same settings as the server, and migrate --status lists migrations", arguments: TestBackend.all)
     func commandsShareSettings(backend: TestBackend) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tidings-cli-\(UUID().uuidString)")

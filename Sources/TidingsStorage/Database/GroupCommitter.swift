@@ -6,7 +6,7 @@ import Synchronization
 /// SQLite has one writer, so per-request transactions queue behind each other;
 /// gathering them turns N transactions into one without adding latency when idle
 /// (a lone write commits at once). Every caller still returns only after the
-/// transaction holding its write has committed, so nothing acknowledged can be lost.
+/// transaction holding its write has committed.
 ///
 /// There is no background task: the first caller to find no commit running leads,
 /// and when it is done it hands the lead to the oldest waiting caller, which

@@ -28,7 +28,18 @@ public final class SQLiteDatabaseClient: DatabaseClient {
     }
 
     /// Opens (creating if needed) the database file at `path`.
-    public static func open(path: String, readerCount: Int = 2, logger: Logger) async throws -> SQLiteDatabaseClient {
+    /// How hard a commit waits for the disk (SQLite's `synchronous` in WAL mode).
+    public enum Durability: String, Sendable, CaseIterable {
+        /// A commit survives a crash of the process; the last commits before a power loss
+        /// or an operating-system crash may roll back. SQLite's recommended setting for WAL.
+        case normal
+        /// Every commit is synced to disk before it is acknowledged: survives power loss, slower.
+        case full
+    }
+
+    public static func open(
+        path: String, durability: Durability = .normal, readerCount: Int = 2, logger: Logger
+    ) async throws -> SQLiteDatabaseClient {
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -39,9 +50,7 @@ public final class SQLiteDatabaseClient: DatabaseClient {
         do {
             // WAL and its synchronous level are per database; foreign keys and the busy timeout per connection.
             try await execute(writer, "PRAGMA journal_mode = WAL")
-            // FULL: a write is on disk before its request is answered, even across a power loss.
-            // Group commit spreads the sync over every write of a batch.
-            try await execute(writer, "PRAGMA synchronous = FULL")
+            try await execute(writer, durability == .full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
             try await configure(writer)
             var readers: [SQLiteConnection] = []
             for _ in 0..<max(1, readerCount) {
