@@ -60,6 +60,15 @@ enum JSONResponse {
         return encoder
     }()
 
+    /// The hot paths answer through this one: hand-written serialisation, no `JSONEncoder`.
+    static func make(status: HTTPResponse.Status, json value: JSONValue) -> Response {
+        Response(
+            status: status,
+            headers: [.contentType: "application/json; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(bytes: value.serialized))
+        )
+    }
+
     static func make(status: HTTPResponse.Status, _ value: some Encodable) -> Response {
         // Encoding our own DTOs cannot fail; an empty object beats a crash if it ever did.
         let data = (try? encoder.encode(value)) ?? Data("{}".utf8)

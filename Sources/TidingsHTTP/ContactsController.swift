@@ -25,7 +25,7 @@ struct ContactsController {
         let principal = try context.require(.contactsWrite)
         let body = try await JSONBody.object(request)
         let result = try await services.contacts.upsert(workspaceId: principal.workspaceId, body: body)
-        return JSONResponse.make(status: result.created ? .created : .ok, ContactDTO(result.contact))
+        return JSONResponse.make(status: result.created ? .created : .ok, json: ContactDTO(result.contact).json)
     }
 
     @Sendable func list(_ request: Request, context: TidingsRequestContext) async throws -> Response {

@@ -14,6 +14,14 @@ struct ContactDTO: Encodable {
     var createdAt: String
     var updatedAt: String
 
+    var json: JSONValue {
+        .object([
+            "id": .string(id), "email": .string(email), "status": .string(status),
+            "attributes": .object(attributes), "attributeTypes": .object(attributeTypes.mapValues(JSONValue.string)),
+            "createdAt": .string(createdAt), "updatedAt": .string(updatedAt),
+        ])
+    }
+
     init(_ contact: Contact) {
         id = contact.id
         email = contact.email.value
@@ -44,6 +52,16 @@ struct EventDTO: Encodable {
         properties = event.properties.mapValues(\.json)
         occurredAt = Timestamp.format(event.occurredAt)
         createdAt = Timestamp.format(event.createdAt)
+    }
+
+    var json: JSONValue {
+        var object: [String: JSONValue] = [
+            "id": .string(id), "contactId": .string(contactId), "slug": .string(slug),
+            "properties": .object(properties), "occurredAt": .string(occurredAt), "createdAt": .string(createdAt),
+        ]
+        if let email { object["email"] = .string(email) }
+        if let contactCreated { object["contactCreated"] = .bool(contactCreated) }
+        return .object(object)
     }
 
     init(_ recorded: EventService.Recorded) {

@@ -13,6 +13,6 @@ struct EventsController {
         let principal = try context.require(.eventsWrite)
         let body = try await JSONBody.object(request)
         let recorded = try await services.events.record(workspaceId: principal.workspaceId, body: body)
-        return JSONResponse.make(status: .created, EventDTO(recorded))
+        return JSONResponse.make(status: .created, json: EventDTO(recorded).json)
     }
 }

@@ -68,12 +68,12 @@ public struct EventService: Sendable {
             id: Identifier.make("ev", at: now), workspaceId: workspaceId, contactId: "", slug: slug,
             properties: properties, occurredAt: occurredAt, createdAt: now
         )
-        return try await committer.submit(PendingEvent(event: event, email: email, newContactId: Identifier.make("ct", at: now)))
+        return try await committer.submit(PendingEvent(storable: StorableEvent(event), email: email, newContactId: Identifier.make("ct", at: now)))
     }
 
     /// A validated event whose contact may still have to be created.
     struct PendingEvent: Sendable {
-        var event: ContactEvent
+        var storable: StorableEvent
         var email: EmailAddress
         /// The id the contact gets if this event creates it.
         var newContactId: String
@@ -82,7 +82,7 @@ public struct EventService: Sendable {
     /// Writes a batch: the missing contacts in one statement, then the events in one, per workspace.
     static func write(_ pending: [PendingEvent], db: any SQLDatabase) async throws -> [Recorded] {
         var recorded = [Recorded?](repeating: nil, count: pending.count)
-        let byWorkspace = Dictionary(grouping: pending.indices, by: { pending[$0].event.workspaceId })
+        let byWorkspace = Dictionary(grouping: pending.indices, by: { pending[$0].storable.event.workspaceId })
         for (workspaceId, indices) in byWorkspace {
             let contacts = ContactRepository(db, workspaceId: workspaceId)
             var proposed: [String: String] = [:]
@@ -92,21 +92,21 @@ public struct EventService: Sendable {
                 addresses.append(pending[index].email)
             }
             let (ids, created) = try await contacts.ensure(
-                addresses.map { (proposed[$0.value]!, $0) }, at: pending[indices[0]].event.createdAt
+                addresses.map { (proposed[$0.value]!, $0) }, at: pending[indices[0]].storable.event.createdAt
             )
-            var events: [ContactEvent] = []
+            var events: [StorableEvent] = []
             var creationReported = Set<String>()
             for index in indices {
                 let email = pending[index].email
                 guard let contactId = ids[email.value] else {
                     throw StorageError.corruptValue(column: "contacts.id")
                 }
-                var event = pending[index].event
-                event.contactId = contactId
-                events.append(event)
+                var storable = pending[index].storable
+                storable.event.contactId = contactId
+                events.append(storable)
                 // Only the first event of a newly created contact reports the creation.
                 let contactCreated = created.contains(email.value) && creationReported.insert(email.value).inserted
-                recorded[index] = Recorded(event: event, email: email, contactCreated: contactCreated)
+                recorded[index] = Recorded(event: storable.event, email: email, contactCreated: contactCreated)
             }
             try await EventRepository(db, workspaceId: workspaceId).insert(events)
         }

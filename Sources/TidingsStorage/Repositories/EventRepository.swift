@@ -13,14 +13,15 @@ public struct EventRepository: Sendable {
     }
 
     /// Inserts events in one statement.
-    public func insert(_ events: [ContactEvent]) async throws {
+    public func insert(_ events: [StorableEvent]) async throws {
         guard !events.isEmpty else { return }
         var insert = db.insert(into: "events")
             .columns("id", "workspace_id", "contact_id", "slug", "properties", "occurred_at", "created_at")
-        for event in events {
+        for storable in events {
+            let event = storable.event
             precondition(event.workspaceId == workspaceId)
             insert = insert.values([
-                event.id, workspaceId, event.contactId, event.slug, try Self.encode(event.properties),
+                event.id, workspaceId, event.contactId, event.slug, storable.encodedProperties,
                 Timestamp.format(event.occurredAt), Timestamp.format(event.createdAt),
             ])
         }
@@ -44,12 +45,9 @@ public struct EventRepository: Sendable {
     }
 
     // Properties keep their types: {"name": ["kind", "canonical text"]}.
-    static func encode(_ properties: [String: AttributeValue]) throws -> String? {
+    static func encode(_ properties: [String: AttributeValue]) -> String? {
         guard !properties.isEmpty else { return nil }
-        let typed = properties.mapValues { [$0.kind.rawValue, $0.storageText] }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        return String(decoding: try encoder.encode(typed), as: UTF8.self)
+        return JSONValue.object(properties.mapValues { .array([.string($0.kind.rawValue), .string($0.storageText)]) }).serializedString
     }
 
     static func decodeProperties(_ text: String?) throws -> [String: AttributeValue] {
@@ -71,5 +69,17 @@ public struct EventRepository: Sendable {
             occurredAt: try row.decodeTimestamp("occurred_at"),
             createdAt: try row.decodeTimestamp("created_at")
         )
+    }
+}
+
+/// An event ready to store, its properties already encoded: that work is done by the
+/// request before the single writer is taken, not while it is held.
+public struct StorableEvent: Sendable {
+    public var event: ContactEvent
+    let encodedProperties: String?
+
+    public init(_ event: ContactEvent) {
+        self.event = event
+        self.encodedProperties = EventRepository.encode(event.properties)
     }
 }
