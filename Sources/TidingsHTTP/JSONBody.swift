@@ -27,21 +27,25 @@ enum JSONBody {
             throw tooLarge(maxBytes)
         }
         guard body.readableBytes > 0 else { return nil }
-        let data = body.readData(length: body.readableBytes) ?? Data()
-        if let object = try? JSONDecoder().decode([String: JSONValue].self, from: data) {
-            if let path = JSONValue.object(object).pathOfNULCharacter() {
-                throw APIError(
-                    .unprocessableContent, code: "invalid_character",
-                    message: "Strings must not contain the NUL character (U+0000).", field: String(path.prefix(100))
-                )
-            }
-            return object
+        let value: JSONValue
+        do {
+            value = try JSONValue.parse(body.readableBytesView)
+        } catch {
+            throw APIError(
+                .badRequest, code: "malformed_json",
+                message: "The request body is not valid JSON: \(error.reason) at byte \(error.offset)."
+            )
         }
-        // Not an object: say whether it was JSON of another type or not JSON at all.
-        guard let value = try? JSONDecoder().decode(JSONValue.self, from: data) else {
-            throw APIError(.badRequest, code: "malformed_json", message: "The request body is not valid JSON.")
+        guard case .object(let object) = value else {
+            throw APIError(.badRequest, code: "malformed_json", message: "The request body must be a JSON object, not \(value.typeName).")
         }
-        throw APIError(.badRequest, code: "malformed_json", message: "The request body must be a JSON object, not \(value.typeName).")
+        if let path = value.pathOfNULCharacter() {
+            throw APIError(
+                .unprocessableContent, code: "invalid_character",
+                message: "Strings must not contain the NUL character (U+0000).", field: String(path.prefix(100))
+            )
+        }
+        return object
     }
 
     static func tooLarge(_ maxBytes: Int) -> APIError {
