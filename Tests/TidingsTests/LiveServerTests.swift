@@ -7,13 +7,9 @@ import Testing
 struct LiveServerTests {
     @Test("SendStreak's documented curl calls work against tidings serve", arguments: TestBackend.all)
     func sendStreakCurlExamplesWork(backend: TestBackend) async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tidings-live-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let database = try await backend.makeDatabase(in: directory)
-        defer { Task { await database.drop() } }
+        let scratch = try await Scratch.make(backend)
         // Trace level: the strictest test of what reaches the log.
-        let server = ServerProcess(dataDirectory: directory, databaseURL: database.url, extraEnvironment: ["TIDINGS_LOG_LEVEL": "trace"])
+        let server = ServerProcess(dataDirectory: scratch.directory, databaseURL: scratch.databaseURL, extraEnvironment: ["TIDINGS_LOG_LEVEL": "trace"])
         try await server.start()
 
         // The operator creates a workspace with the CLI while the server runs.
@@ -70,15 +66,13 @@ struct LiveServerTests {
         for secret in [key, "someone@example.com", "someone+else@example.com", "professional", "Germany", "owner@docs.test"] {
             #expect(!log.contains(secret), "the log contains '\(secret.prefix(12))…'")
         }
+        await scratch.remove()
     }
 
     @Test("Every acknowledged event survives a SIGKILL of the server", arguments: TestBackend.all)
     func acknowledgedWritesSurviveAKill(backend: TestBackend) async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tidings-kill-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let database = try await backend.makeDatabase(in: directory)
-        let server = ServerProcess(dataDirectory: directory, databaseURL: database.url)
+        let scratch = try await Scratch.make(backend)
+        let server = ServerProcess(dataDirectory: scratch.directory, databaseURL: scratch.databaseURL)
         try await server.start()
         let created = try server.command(["workspace", "create", "--name", "Kill", "--owner-email", "kill@docs.test", "--json"])
         let key = try #require((try JSONSerialization.jsonObject(with: Data(created.stdout.utf8)) as? [String: String])?["apiKey"])
@@ -106,7 +100,7 @@ struct LiveServerTests {
         kill(server.process.processIdentifier, SIGKILL)
         server.process.waitUntilExit()
 
-        let restarted = ServerProcess(dataDirectory: directory, databaseURL: database.url)
+        let restarted = ServerProcess(dataDirectory: scratch.directory, databaseURL: scratch.databaseURL)
         try await restarted.start()
         var stored = 0
         for client in 0..<8 {
@@ -114,18 +108,14 @@ struct LiveServerTests {
             stored += (reply.json["data"] as? [Any])?.count ?? 0
         }
         _ = try await restarted.stop()
-        await database.drop()
+        await scratch.remove()
         #expect(stored == acknowledged, "acknowledged \(acknowledged), found \(stored) after the kill")
     }
 
     @Test("Commands honour the same settings as the server, and migrate --status lists migrations", arguments: TestBackend.all)
     func commandsShareSettings(backend: TestBackend) async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tidings-cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let database = try await backend.makeDatabase(in: directory)
-        defer { Task { await database.drop() } }
-        let server = ServerProcess(dataDirectory: directory, databaseURL: database.url)
+        let scratch = try await Scratch.make(backend)
+        let server = ServerProcess(dataDirectory: scratch.directory, databaseURL: scratch.databaseURL)
 
         let pending = try server.command(["migrate", "--status"])
         #expect(pending.status == 0, "\(pending.stderr)")
@@ -163,7 +153,7 @@ struct LiveServerTests {
         let bad = try server.command(["workspace", "create", "--name", "Bad", "--owner-email", "not-an-address"])
         #expect(bad.status != 0)
         #expect(bad.stderr.contains("email"))
-        await database.drop()
+        await scratch.remove()
     }
 }
 
@@ -193,11 +183,8 @@ struct SchemathesisContractTests {
             ProcessInfo.processInfo.environment["TIDINGS_SCHEMATHESIS"] ?? ["/usr/local/bin/st", "/usr/bin/st"].first(where: FileManager.default.isExecutableFile),
             "schemathesis is missing: run scripts/test, which installs it from scripts/requirements-test.txt"
         )
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tidings-contract-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let database = try await backend.makeDatabase(in: directory)
-        let server = ServerProcess(dataDirectory: directory, databaseURL: database.url)
+        let scratch = try await Scratch.make(backend)
+        let server = ServerProcess(dataDirectory: scratch.directory, databaseURL: scratch.databaseURL)
         try await server.start()
         let created = try server.command(["workspace", "create", "--name", "Contract", "--owner-email", "contract@docs.test", "--json"])
         let key = try #require((try JSONSerialization.jsonObject(with: Data(created.stdout.utf8)) as? [String: String])?["apiKey"])
@@ -213,7 +200,7 @@ struct SchemathesisContractTests {
             "--max-examples", "40", "--seed", "20261130",
         ], environment: ProcessInfo.processInfo.environment.merging(["NO_COLOR": "1"]) { $1 })
         let status = try await server.stop()
-        await database.drop()
+        await scratch.remove()
         #expect(result.status == 0, "schemathesis reported failures:\n\(result.stdout.suffix(6000))")
         #expect(status == 0)
         #expect(!server.log.contains("Unhandled error"), "the server logged an internal error")

@@ -53,10 +53,22 @@ enum TestBackend: String, CustomStringConvertible, Sendable {
     }
 }
 
-/// A temporary directory removed when the test ends.
-func withTemporaryDirectory<T>(_ body: (URL) async throws -> T) async throws -> T {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("tidings-test-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: url) }
-    return try await body(url)
+/// A temporary directory and a fresh, empty database of one backend, for one test.
+struct Scratch: Sendable {
+    let directory: URL
+    let databaseURL: String
+    private let dropDatabase: @Sendable () async -> Void
+
+    static func make(_ backend: TestBackend) async throws -> Scratch {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tidings-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let database = try await backend.makeDatabase(in: directory)
+        return Scratch(directory: directory, databaseURL: database.url, dropDatabase: database.drop)
+    }
+
+    /// Drops the database and deletes the directory.
+    func remove() async {
+        await dropDatabase()
+        try? FileManager.default.removeItem(at: directory)
+    }
 }

@@ -24,14 +24,11 @@ func withTidings<T: Sendable>(
     clock: TestClock? = nil,
     _ body: @Sendable (Tidings) async throws -> T
 ) async throws -> T {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tidings-test-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: directory) }
-    let database = try await backend.makeDatabase(in: directory)
+    let scratch = try await Scratch.make(backend)
     let configuration = try await TidingsConfiguration.load(
         flags: [
-            TidingsConfiguration.Key.dataDir: directory.path,
-            TidingsConfiguration.Key.databaseURL: database.url,
+            TidingsConfiguration.Key.dataDir: scratch.directory.path,
+            TidingsConfiguration.Key.databaseURL: scratch.databaseURL,
         ],
         environment: [:]
     )
@@ -53,7 +50,7 @@ func withTidings<T: Sendable>(
     } catch {
         result = .failure(error)
     }
-    await database.drop()
+    await scratch.remove()
     return try result.get()
 }
 
