@@ -78,7 +78,8 @@ public struct Tidings: Sendable {
             contacts: contacts, events: events, apiKeys: apiKeys,
             makeImport: { [environment] workspaceId, types in try ContactImport(environment, workspaceId: workspaceId, types: types) },
             isReady: { [migrator] in (try? await migrator.isCurrent()) ?? false },
-            now: environment.now
+            now: environment.now,
+            importMaxBytes: configuration.importMaxBytes
         )
         return try buildRouter(services: services)
     }

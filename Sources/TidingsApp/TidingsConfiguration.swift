@@ -29,6 +29,8 @@ public struct TidingsConfiguration: Sendable {
     public var apiKeySecret: String?
     /// `normal` (default: survives a process crash) or `full` (also survives power loss; slower).
     public var sqliteDurability: SQLiteDatabaseClient.Durability
+    /// The largest CSV upload `POST /v1/contacts/import` reads (default 256 MiB).
+    public var importMaxBytes: Int
 
     /// The configuration keys, each also a `TIDINGS_*` variable (camelCase becomes `_`).
     public enum Key {
@@ -44,6 +46,7 @@ public struct TidingsConfiguration: Sendable {
         public static let apiKeySecret = "tidings.apiKeySecret"
         public static let apiKeySecretFile = "tidings.apiKeySecretFile"
         public static let sqliteSynchronous = "tidings.sqliteSynchronous"
+        public static let importMaxBytes = "tidings.importMaxBytes"
     }
 
     public struct Invalid: Error, CustomStringConvertible {
@@ -108,6 +111,14 @@ public struct TidingsConfiguration: Sendable {
         logFormat = try choice(Key.logFormat, LogFormat.text)
         apiKeySecret = string(Key.apiKeySecret)
         sqliteDurability = try choice(Key.sqliteSynchronous, SQLiteDatabaseClient.Durability.normal)
+        if let text = string(Key.importMaxBytes) {
+            guard let bytes = Int(text), bytes > 0 else {
+                throw Invalid(description: "\(Self.variableName(Key.importMaxBytes)) must be a positive number of bytes; got '\(text)'.")
+            }
+            importMaxBytes = bytes
+        } else {
+            importMaxBytes = 256 * 1024 * 1024
+        }
         apiKeySecretFile = string(Key.apiKeySecretFile) ?? "\(dataDirectory)/secrets/api-key-hmac.key"
     }
 

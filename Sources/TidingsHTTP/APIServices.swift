@@ -11,12 +11,16 @@ public struct APIServices: Sendable {
     /// Database reachable and migrations current.
     public var isReady: @Sendable () async -> Bool
     public var now: @Sendable () -> Date
+    /// The largest CSV upload an import reads.
+    public var importMaxBytes: Int
 
     public init(
         contacts: ContactService, events: EventService, apiKeys: APIKeyService,
         makeImport: @escaping @Sendable (String, String?) throws -> ContactImport,
-        isReady: @escaping @Sendable () async -> Bool, now: @escaping @Sendable () -> Date
+        isReady: @escaping @Sendable () async -> Bool, now: @escaping @Sendable () -> Date,
+        importMaxBytes: Int = 256 * 1024 * 1024
     ) {
+        self.importMaxBytes = importMaxBytes
         self.contacts = contacts
         self.events = events
         self.apiKeys = apiKeys

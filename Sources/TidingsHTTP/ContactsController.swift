@@ -8,9 +8,6 @@ import TidingsStorage
 struct ContactsController {
     let services: APIServices
 
-    /// The largest CSV upload accepted; rows are streamed, so this bounds time, not memory.
-    static let maxImportBytes = 256 * 1024 * 1024
-
     func register(on routes: APIRoutes) {
         routes.add(.post, "/v1/contacts", upsert)
         routes.add(.get, "/v1/contacts", list)
@@ -96,10 +93,19 @@ struct ContactsController {
         var importer = try services.makeImport(principal.workspaceId, QueryParameters(request.uri.query)["types"])
         var received = 0
         for try await chunk in request.body {
-            received += chunk.readableBytes
-            guard received <= Self.maxImportBytes else {
-                throw APIError(.contentTooLarge, code: "body_too_large", message: "The CSV file exceeds the limit of \(Self.maxImportBytes) bytes.")
+            let allowed = services.importMaxBytes - received
+            guard chunk.readableBytes <= allowed else {
+                // Read up to the limit, keep the complete rows, refuse the rest.
+                try await importer.feed(chunk.readableBytesView.prefix(allowed))
+                let partial = try await importer.abandon()
+                throw APIError(
+                    .contentTooLarge, code: "body_too_large",
+                    message: "The CSV file exceeds the limit of \(services.importMaxBytes) bytes. The complete rows before the limit were "
+                        + "imported (created \(partial.created), updated \(partial.updated), rejected \(partial.rejected)); "
+                        + "send the rest as another file."
+                )
             }
+            received += chunk.readableBytes
             try await importer.feed(chunk.readableBytesView)
         }
         let result = try await importer.finish()

@@ -57,6 +57,13 @@ public struct ContactImport: Sendable {
         }
     }
 
+    /// Stops an import whose upload was refused part-way: the complete rows read so far are
+    /// written (nothing accepted is dropped) and the counts returned; the unfinished row is not.
+    public mutating func abandon() async throws -> Result {
+        try await flush()
+        return result
+    }
+
     public mutating func finish() async throws -> Result {
         for record in reader.finish() {
             try await handle(record)

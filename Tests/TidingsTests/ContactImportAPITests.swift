@@ -188,3 +188,22 @@ struct ContactImportAPITests {
         }
     }
 }
+
+@Suite("Contact import limits")
+struct ContactImportLimitTests {
+    @Test("An upload over the limit is a 413 that reports the rows already imported, and they are kept", arguments: TestBackend.all)
+    func oversizeUploadKeepsWhatWasRead(backend: TestBackend) async throws {
+        try await withAPI(backend, flags: ["tidings.importMaxBytes": "4096"]) { api, tidings in
+            let workspace = try await tidings.makeWorkspace()
+            var csv = "email,n\n"
+            for index in 0..<2000 { csv += "big\(index)@example.com,\(index)\n" }
+            let reply = try await api.request(.post, "/v1/contacts/import", key: workspace.key, body: csv, contentType: "text/csv")
+            #expect(reply.status == .contentTooLarge)
+            let message = (reply.json["error"] as? [String: Any])?["message"] as? String ?? ""
+            #expect(message.contains("4096 bytes") && message.contains("created"))
+            let page = try await api.get("/v1/contacts?limit=500", key: workspace.key)
+            #expect(!page.data.isEmpty, "the rows read before the limit are kept")
+            #expect(page.data.count < 2000)
+        }
+    }
+}

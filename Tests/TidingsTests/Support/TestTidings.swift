@@ -22,6 +22,7 @@ final class TestClock: Sendable {
 func withTidings<T: Sendable>(
     _ backend: TestBackend,
     clock: TestClock? = nil,
+    flags: [String: String] = [:],
     _ body: @Sendable (Tidings) async throws -> T
 ) async throws -> T {
     let scratch = try await Scratch.make(backend)
@@ -29,7 +30,7 @@ func withTidings<T: Sendable>(
         flags: [
             TidingsConfiguration.Key.dataDir: scratch.directory.path,
             TidingsConfiguration.Key.databaseURL: scratch.databaseURL,
-        ],
+        ].merging(flags) { $1 },
         environment: [:]
     )
     var logger = Logger(label: "test")
@@ -71,9 +72,10 @@ extension Tidings {
 func withAPI<T: Sendable>(
     _ backend: TestBackend,
     clock: TestClock? = nil,
+    flags: [String: String] = [:],
     _ body: @Sendable (TestClient, Tidings) async throws -> T
 ) async throws -> T {
-    try await withTidings(backend, clock: clock) { tidings in
+    try await withTidings(backend, clock: clock, flags: flags) { tidings in
         let application = try tidings.buildApplication()
         return try await application.test(.router) { client in
             try await body(TestClient(client: client), tidings)
