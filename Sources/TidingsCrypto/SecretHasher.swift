@@ -22,7 +22,7 @@ public struct SecretHasher: Sendable {
     private static let hexDigits = Array("0123456789abcdef".utf8)
 
     // `String(format:)` per byte cost more than the HMAC itself on the request path.
-    static func hex(_ bytes: some Sequence<UInt8>) -> String {
+    public static func hex(_ bytes: some Sequence<UInt8>) -> String {
         var out: [UInt8] = []
         out.reserveCapacity(64)
         for byte in bytes {

@@ -1,0 +1,71 @@
+import Crypto
+import Foundation
+
+/// Wraps and unwraps data keys with a key-encryption key (KEK). Implementations keep the
+/// KEK where the database cannot reach it: a local file, or a key management service.
+public protocol KeyEncryptionKeyProvider: Sendable {
+    /// Names the KEK a wrapped key was made with, so rotation can tell old wraps apart.
+    var kekId: String { get }
+    func wrap(_ key: SymmetricKey, for workspaceId: String) async throws -> Data
+    func unwrap(_ wrapped: Data, for workspaceId: String) async throws -> SymmetricKey
+}
+
+/// The zero-config KEK: 256 random bits in a file outside the database, mode 0600.
+///
+/// Data keys are wrapped with AES-256-GCM, the workspace id bound in as associated data,
+/// so a wrapped key copied to another workspace does not unwrap.
+public struct LocalKeyProvider: KeyEncryptionKeyProvider {
+    public let kekId: String
+    private let kek: SymmetricKey
+
+    public struct Problem: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    init(kekId: String, kek: SymmetricKey) {
+        self.kekId = kekId
+        self.kek = kek
+    }
+
+    /// Reads the KEK file, creating it (mode 0600) when missing; refuses a file others can read.
+    public static func loadOrCreate(at path: String) throws -> LocalKeyProvider {
+        let manager = FileManager.default
+        if !manager.fileExists(atPath: path) {
+            let directory = (path as NSString).deletingLastPathComponent
+            try manager.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            let key = SymmetricKey(size: .bits256)
+            let encoded = key.withUnsafeBytes { Data($0).base64EncodedString() } + "\n"
+            guard manager.createFile(atPath: path, contents: Data(encoded.utf8), attributes: [.posixPermissions: 0o600]) else {
+                throw Problem(description: "Could not create the key file \(path).")
+            }
+        }
+        if let mode = try manager.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber, mode.intValue & 0o077 != 0 {
+            throw Problem(description: "The key file \(path) is readable by other users (mode \(String(mode.intValue, radix: 8))); run chmod 600 on it.")
+        }
+        let text = try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let data = Data(base64Encoded: text), data.count == 32 else {
+            throw Problem(description: "The key file \(path) does not hold base64 of 32 bytes.")
+        }
+        let kek = SymmetricKey(data: data)
+        // The id names the key without revealing it: the first bytes of a hash of it.
+        let id = "local-" + SecretHasher.hex(SHA256.hash(data: Data("tidings.kek.id".utf8) + data).prefix(6))
+        return LocalKeyProvider(kekId: id, kek: kek)
+    }
+
+    public func wrap(_ key: SymmetricKey, for workspaceId: String) async throws -> Data {
+        let box = try key.withUnsafeBytes { bytes in
+            try AES.GCM.seal(Data(bytes), using: kek, authenticating: Self.associatedData(workspaceId))
+        }
+        guard let combined = box.combined else { throw Problem(description: "Could not wrap a data key.") }
+        return combined
+    }
+
+    public func unwrap(_ wrapped: Data, for workspaceId: String) async throws -> SymmetricKey {
+        let box = try AES.GCM.SealedBox(combined: wrapped)
+        return SymmetricKey(data: try AES.GCM.open(box, using: kek, authenticating: Self.associatedData(workspaceId)))
+    }
+
+    static func associatedData(_ workspaceId: String) -> Data {
+        Data("tidings.data-key.v1:\(workspaceId)".utf8)
+    }
+}
