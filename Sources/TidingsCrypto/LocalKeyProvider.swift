@@ -29,26 +29,9 @@ public struct LocalKeyProvider: KeyEncryptionKeyProvider {
 
     /// Reads the KEK file, creating it (mode 0600) when missing; refuses a file others can read.
     public static func loadOrCreate(at path: String) throws -> LocalKeyProvider {
-        let manager = FileManager.default
-        if !manager.fileExists(atPath: path) {
-            let directory = (path as NSString).deletingLastPathComponent
-            try manager.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            let key = SymmetricKey(size: .bits256)
-            let encoded = key.withUnsafeBytes { Data($0).base64EncodedString() } + "\n"
-            guard manager.createFile(atPath: path, contents: Data(encoded.utf8), attributes: [.posixPermissions: 0o600]) else {
-                throw Problem(description: "Could not create the key file \(path).")
-            }
-        }
-        if let mode = try manager.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber, mode.intValue & 0o077 != 0 {
-            throw Problem(description: "The key file \(path) is readable by other users (mode \(String(mode.intValue, radix: 8))); run chmod 600 on it.")
-        }
-        let text = try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard let data = Data(base64Encoded: text), data.count == 32 else {
-            throw Problem(description: "The key file \(path) does not hold base64 of 32 bytes.")
-        }
-        let kek = SymmetricKey(data: data)
+        let kek = try KeyFile.loadOrCreate(at: path)
         // The id names the key without revealing it: the first bytes of a hash of it.
-        let id = "local-" + SecretHasher.hex(SHA256.hash(data: Data("tidings.kek.id".utf8) + data).prefix(6))
+        let id = kek.withUnsafeBytes { "local-" + SecretHasher.hex(SHA256.hash(data: Data("tidings.kek.id".utf8) + Data($0)).prefix(6)) }
         return LocalKeyProvider(kekId: id, kek: kek)
     }
 

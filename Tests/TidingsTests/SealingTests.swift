@@ -75,6 +75,6 @@ struct SealingTests {
         await #expect(throws: (any Error).self) { _ = try await provider.unwrap(wrapped, for: "ws_b") }
 
         try FileManager.default.setAttributes([.posixPermissions: 0o640], ofItemAtPath: path)
-        #expect(throws: LocalKeyProvider.Problem.self) { _ = try LocalKeyProvider.loadOrCreate(at: path) }
+        #expect(throws: KeyFile.Problem.self) { _ = try LocalKeyProvider.loadOrCreate(at: path) }
     }
 }
