@@ -198,7 +198,7 @@ struct SchemathesisContractTests {
             "-H", "Authorization: Bearer \(key)",
             "--checks", "all", "--exclude-checks", "positive_data_acceptance,use_after_free",
             "--max-examples", "40", "--seed", "20261130",
-        ], environment: ProcessInfo.processInfo.environment.merging(["NO_COLOR": "1"]) { $1 })
+        ], environment: ProcessInfo.processInfo.environment.merging(["NO_COLOR": "1"]) { $1 }, in: scratch.directory)
         let status = try await server.stop()
         await scratch.remove()
         #expect(result.status == 0, "schemathesis reported failures:\n\(result.stdout.suffix(6000))")

@@ -97,10 +97,13 @@ final class ServerProcess: @unchecked Sendable {
 }
 
 /// Runs a program to completion and returns its exit status and output.
-func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+func run(
+    _ executable: String, _ arguments: [String], environment: [String: String]? = nil, in directory: URL? = nil
+) throws -> (status: Int32, stdout: String, stderr: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
+    if let directory { process.currentDirectoryURL = directory }
     if let environment { process.environment = environment }
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
