@@ -16,6 +16,8 @@ public struct Tidings: Sendable {
     public let database: any DatabaseClient
     public let environment: ServiceEnvironment
     public let logger: Logger
+    /// Workspace keys for sealing personal data and secrets at rest.
+    public let keyring: Keyring
 
     public var workspaces: WorkspaceService { WorkspaceService(environment) }
     public let apiKeys: APIKeyService
@@ -41,11 +43,16 @@ public struct Tidings: Sendable {
             database = try PostgresDatabaseClient(settings: settings, logger: logger)
         }
         let environment = ServiceEnvironment(database: database, hasher: SecretHasher(key: hashKey), now: now, logger: logger)
-        return Tidings(configuration: configuration, database: database, environment: environment, logger: logger)
+        let keyring = Keyring(database: database, provider: try LocalKeyProvider.loadOrCreate(at: configuration.kekFile), now: now)
+        return Tidings(configuration: configuration, database: database, environment: environment, keyring: keyring, logger: logger)
     }
 
-    private init(configuration: TidingsConfiguration, database: any DatabaseClient, environment: ServiceEnvironment, logger: Logger) {
+    private init(
+        configuration: TidingsConfiguration, database: any DatabaseClient, environment: ServiceEnvironment,
+        keyring: Keyring, logger: Logger
+    ) {
         self.configuration = configuration
+        self.keyring = keyring
         self.database = database
         self.environment = environment
         self.logger = logger

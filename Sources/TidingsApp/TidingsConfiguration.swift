@@ -29,6 +29,8 @@ public struct TidingsConfiguration: Sendable {
     public var apiKeySecret: String?
     /// `normal` (default: survives a process crash) or `full` (also survives power loss; slower).
     public var sqliteDurability: SQLiteDatabaseClient.Durability
+    /// The local key-encryption key (default `secrets/kek.key` in the data directory).
+    public var kekFile: String
     /// The largest CSV upload `POST /v1/contacts/import` reads (default 256 MiB).
     public var importMaxBytes: Int
 
@@ -47,6 +49,7 @@ public struct TidingsConfiguration: Sendable {
         public static let apiKeySecretFile = "tidings.apiKeySecretFile"
         public static let sqliteSynchronous = "tidings.sqliteSynchronous"
         public static let importMaxBytes = "tidings.importMaxBytes"
+        public static let kekFile = "tidings.kekFile"
     }
 
     public struct Invalid: Error, CustomStringConvertible {
@@ -120,6 +123,7 @@ public struct TidingsConfiguration: Sendable {
             importMaxBytes = 256 * 1024 * 1024
         }
         apiKeySecretFile = string(Key.apiKeySecretFile) ?? "\(dataDirectory)/secrets/api-key-hmac.key"
+        kekFile = string(Key.kekFile) ?? "\(dataDirectory)/secrets/kek.key"
     }
 
     /// The environment variable that sets `key`, for error messages.

@@ -42,6 +42,11 @@ public struct DataKey: Sendable {
     public static func generate(id: String) -> DataKey {
         DataKey(id: id, key: SymmetricKey(size: .bits256))
     }
+
+    /// The key wrapped by the KEK, as it is stored.
+    public func wrapped(by provider: any KeyEncryptionKeyProvider, for workspaceId: String) async throws -> Data {
+        try await provider.wrap(key, for: workspaceId)
+    }
 }
 
 public enum SealingError: Error, Equatable, CustomStringConvertible {
@@ -120,4 +125,9 @@ public struct BlindIndex: Sendable {
     public func index(_ value: String) -> String {
         SecretHasher.hex(HMAC<SHA256>.authenticationCode(for: Data(value.utf8), using: key))
     }
+}
+
+/// Fresh key material, so callers above this layer need not import Crypto.
+public enum SymmetricKeyMaterial {
+    public static func random() -> SymmetricKey { SymmetricKey(size: .bits256) }
 }

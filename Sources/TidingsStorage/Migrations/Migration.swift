@@ -28,5 +28,6 @@ public enum Migrations {
         CreateContacts(),
         CreateEvents(),
         IndexEventsByContact(),
+        CreateWorkspaceKeys(),
     ]
 }
