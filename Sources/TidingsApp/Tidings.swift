@@ -42,8 +42,8 @@ public struct Tidings: Sendable {
         case .postgres(let settings):
             database = try PostgresDatabaseClient(settings: settings, logger: logger)
         }
-        let environment = ServiceEnvironment(database: database, hasher: SecretHasher(key: hashKey), now: now, logger: logger)
         let keyring = Keyring(database: database, provider: try LocalKeyProvider.loadOrCreate(at: configuration.kekFile), now: now)
+        let environment = ServiceEnvironment(database: database, hasher: SecretHasher(key: hashKey), keyring: keyring, now: now, logger: logger)
         return Tidings(configuration: configuration, database: database, environment: environment, keyring: keyring, logger: logger)
     }
 

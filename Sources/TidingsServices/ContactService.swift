@@ -144,7 +144,9 @@ public struct ContactService: Sendable {
             }
             return try await EventRepository(db, workspaceId: workspaceId).list(contactId: contactId, afterId: afterId, limit: limit + 1)
         }
-        return Page.slice(events, limit: limit, id: \.id)
+        var opened: [ContactEvent] = []
+        for stored in events { opened.append(try await env.keyring.openProperties(of: stored)) }
+        return Page.slice(opened, limit: limit, id: \.id)
     }
 
     /// Everything held about one person, for access and portability requests (GDPR Art. 15 and 20).
@@ -157,13 +159,15 @@ public struct ContactService: Sendable {
     public func export(workspaceId: String, email rawEmail: String) async throws -> Export {
         let email = try EmailAddress(rawEmail)
         let now = env.now()
-        return try await env.database.read { db in
+        let (contact, stored) = try await env.database.read { db in
             guard let contact = try await ContactRepository(db, workspaceId: workspaceId).find(email: email) else {
                 throw Self.notFound
             }
-            let events = try await EventRepository(db, workspaceId: workspaceId).list(contactId: contact.id, afterId: nil, limit: nil)
-            return Export(contact: contact, events: events, generatedAt: now)
+            return (contact, try await EventRepository(db, workspaceId: workspaceId).list(contactId: contact.id, afterId: nil, limit: nil))
         }
+        var events: [ContactEvent] = []
+        for event in stored { events.append(try await env.keyring.openProperties(of: event)) }
+        return Export(contact: contact, events: events, generatedAt: now)
     }
 
     static func pageSize(_ limit: Int?) throws(DomainError) -> Int {

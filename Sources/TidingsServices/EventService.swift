@@ -68,7 +68,8 @@ public struct EventService: Sendable {
             id: Identifier.make("ev", at: now), workspaceId: workspaceId, contactId: "", slug: slug,
             properties: properties, occurredAt: occurredAt, createdAt: now
         )
-        return try await committer.submit(PendingEvent(storable: StorableEvent(event), email: email, newContactId: Identifier.make("ct", at: now)))
+        let storable = StorableEvent(event, storedProperties: try await env.keyring.sealProperties(of: event))
+        return try await committer.submit(PendingEvent(storable: storable, email: email, newContactId: Identifier.make("ct", at: now)))
     }
 
     /// A validated event whose contact may still have to be created.

@@ -7,13 +7,19 @@ import TidingsStorage
 public struct ServiceEnvironment: Sendable {
     public var database: any DatabaseClient
     public var hasher: SecretHasher
+    /// Seals personal data and secrets before they are stored.
+    public var keyring: Keyring
     /// Injected so expiry, overlap and ordering can be tested without sleeping.
     public var now: @Sendable () -> Date
     public var logger: Logger
 
-    public init(database: any DatabaseClient, hasher: SecretHasher, now: @escaping @Sendable () -> Date = Date.init, logger: Logger) {
+    public init(
+        database: any DatabaseClient, hasher: SecretHasher, keyring: Keyring,
+        now: @escaping @Sendable () -> Date = Date.init, logger: Logger
+    ) {
         self.database = database
         self.hasher = hasher
+        self.keyring = keyring
         self.now = now
         self.logger = logger
     }

@@ -120,3 +120,46 @@ struct SecretsAtRestTests {
         }
     }
 }
+
+@Suite("Sealed event properties")
+struct SealedEventPropertiesTests {
+    @Test("Event properties are sealed at rest, read back intact, and do not open in another row", arguments: TestBackend.all)
+    func propertiesAreSealed(backend: TestBackend) async throws {
+        try await withAPI(backend) { api, tidings in
+            let workspace = try await tidings.makeWorkspace()
+            let marker = "plan-\(UUID().uuidString)"
+            let recorded = try await api.post("/v1/events", key: workspace.key, json: [
+                "email": "sealed@example.com", "slug": "upgraded", "properties": ["plan": marker, "seats": 7],
+            ])
+            #expect(recorded.status == .created)
+            _ = try await api.post("/v1/events", key: workspace.key, json: ["email": "sealed@example.com", "slug": "noted"])
+
+            let events = try await api.get("/v1/contacts/sealed@example.com/events", key: workspace.key)
+            let properties = events.data.first?["properties"] as? [String: Any]
+            #expect(properties?["plan"] as? String == marker)
+            #expect(properties?["seats"] as? Int == 7)
+
+            let stored = try await tidings.database.read { db in
+                try await db.raw("SELECT id, properties FROM events ORDER BY id").all().map {
+                    (try $0.decode(column: "id", as: String.self), try $0.decode(column: "properties", as: String?.self))
+                }
+            }
+            #expect(stored.count == 2)
+            #expect(!(stored[0].1 ?? "").contains(marker))
+            #expect(!(stored[0].1 ?? "").contains("plan"), "not even the property names are stored in the clear")
+            if case .sqlite(let path) = tidings.configuration.database {
+                for file in [path, path + "-wal"] {
+                    let bytes = (try? Data(contentsOf: URL(fileURLWithPath: file))) ?? Data()
+                    #expect(bytes.range(of: Data(marker.utf8)) == nil, "\(file) holds a property value")
+                }
+            }
+
+            // Copying the sealed value onto the other event makes that event unreadable, not readable.
+            try await tidings.database.transaction { db in
+                try await db.raw("UPDATE events SET properties = \(bind: stored[0].1) WHERE id = \(bind: stored[1].0)").run()
+            }
+            let tampered = try await api.get("/v1/contacts/sealed@example.com/events", key: workspace.key)
+            #expect(tampered.status == .internalServerError)
+        }
+    }
+}

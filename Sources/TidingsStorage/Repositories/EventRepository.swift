@@ -21,7 +21,7 @@ public struct EventRepository: Sendable {
             let event = storable.event
             precondition(event.workspaceId == workspaceId)
             insert = insert.values([
-                event.id, workspaceId, event.contactId, event.slug, storable.encodedProperties,
+                event.id, workspaceId, event.contactId, event.slug, storable.storedProperties,
                 Timestamp.format(event.occurredAt), Timestamp.format(event.createdAt),
             ])
         }
@@ -29,7 +29,8 @@ public struct EventRepository: Sendable {
     }
 
     /// A contact's events in id order after `afterId`, at most `limit` (nil: all of them).
-    public func list(contactId: String, afterId: String?, limit: Int?) async throws -> [ContactEvent] {
+    /// Properties come back as stored (sealed); the caller opens them.
+    public func list(contactId: String, afterId: String?, limit: Int?) async throws -> [StoredEvent] {
         var query = SQLQueryString("""
             SELECT id, contact_id, slug, properties, occurred_at, created_at FROM events
             WHERE workspace_id = \(bind: workspaceId) AND contact_id = \(bind: contactId)
@@ -45,12 +46,12 @@ public struct EventRepository: Sendable {
     }
 
     // Properties keep their types: {"name": ["kind", "canonical text"]}.
-    static func encode(_ properties: [String: AttributeValue]) -> String? {
+    public static func encodeProperties(_ properties: [String: AttributeValue]) -> String? {
         guard !properties.isEmpty else { return nil }
         return JSONValue.object(properties.mapValues { .array([.string($0.kind.rawValue), .string($0.storageText)]) }).serializedString
     }
 
-    static func decodeProperties(_ text: String?) throws -> [String: AttributeValue] {
+    public static func decodeProperties(_ text: String?) throws -> [String: AttributeValue] {
         guard let text else { return [:] }
         let typed = try JSONDecoder().decode([String: [String]].self, from: Data(text.utf8))
         return typed.compactMapValues { pair in
@@ -59,27 +60,36 @@ public struct EventRepository: Sendable {
         }
     }
 
-    private func decode(_ row: any SQLRow) throws -> ContactEvent {
-        ContactEvent(
-            id: try row.decode(column: "id", as: String.self),
-            workspaceId: workspaceId,
-            contactId: try row.decode(column: "contact_id", as: String.self),
-            slug: try row.decode(column: "slug", as: String.self),
-            properties: try Self.decodeProperties(row.decode(column: "properties", as: String?.self)),
-            occurredAt: try row.decodeTimestamp("occurred_at"),
-            createdAt: try row.decodeTimestamp("created_at")
+    private func decode(_ row: any SQLRow) throws -> StoredEvent {
+        StoredEvent(
+            event: ContactEvent(
+                id: try row.decode(column: "id", as: String.self),
+                workspaceId: workspaceId,
+                contactId: try row.decode(column: "contact_id", as: String.self),
+                slug: try row.decode(column: "slug", as: String.self),
+                properties: [:],
+                occurredAt: try row.decodeTimestamp("occurred_at"),
+                createdAt: try row.decodeTimestamp("created_at")
+            ),
+            storedProperties: try row.decode(column: "properties", as: String?.self)
         )
     }
 }
 
-/// An event ready to store, its properties already encoded: that work is done by the
-/// request before the single writer is taken, not while it is held.
+/// An event ready to store, its properties already encoded and sealed: that work is done
+/// by the request before the single writer is taken, not while it is held.
 public struct StorableEvent: Sendable {
     public var event: ContactEvent
-    let encodedProperties: String?
+    let storedProperties: String?
 
-    public init(_ event: ContactEvent) {
+    public init(_ event: ContactEvent, storedProperties: String?) {
         self.event = event
-        self.encodedProperties = EventRepository.encode(event.properties)
+        self.storedProperties = storedProperties
     }
+}
+
+/// An event as read back: its properties still as stored, for the caller to open.
+public struct StoredEvent: Sendable {
+    public var event: ContactEvent
+    public var storedProperties: String?
 }
