@@ -36,6 +36,7 @@ struct RequestMiddleware: RouterMiddleware {
         context.logger.info("Request", metadata: [
             "method": .string(request.method.rawValue),
             "route": .string(context.endpointPath ?? "unmatched"),
+            "client": .string(context.clientNetwork ?? "unknown"),
             "status": .stringConvertible(response.status.code),
             "duration_us": .stringConvertible(elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000),
         ])

@@ -9,11 +9,14 @@ public struct TidingsRequestContext: RequestContext {
     public var requestId: String
     /// Set by authentication on `/v1` routes.
     public var principal: Principal?
+    /// The peer's address already truncated (/24, /48): the full address is never kept.
+    public var clientNetwork: String?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.requestId = ""
         self.principal = nil
+        self.clientNetwork = source.channel.remoteAddress?.ipAddress.flatMap(IPAddressTruncation.truncate)
     }
 
     /// The authenticated caller, after checking that its key carries `scope`.

@@ -63,6 +63,10 @@ struct LiveServerTests {
         // Nothing personal or secret ever reaches the log, even at trace level.
         let log = server.log
         #expect(log.contains("/v1/contacts/{email}"), "the access log names route templates")
+        // Client addresses are logged truncated to their /24.
+        let accessLines = log.split(separator: "\n").filter { $0.contains("route=") }
+        #expect(!accessLines.isEmpty)
+        #expect(accessLines.allSatisfy { $0.contains("client=127.0.0.0") && !$0.contains("127.0.0.1") })
         for secret in [key, "someone@example.com", "someone+else@example.com", "professional", "Germany", "owner@docs.test"] {
             #expect(!log.contains(secret), "the log contains '\(secret.prefix(12))…'")
         }
