@@ -39,13 +39,8 @@ public struct ContactService: Sendable {
 
     /// The flat SendStreak body: `email` plus attributes; `null` removes an attribute.
     public func upsert(workspaceId: String, body: [String: JSONValue]) async throws -> Upserted {
-        guard let emailValue = body["email"] else {
-            throw DomainError.invalid("missing_field", "The field 'email' is required.", field: "email")
-        }
-        guard case .string(let rawEmail) = emailValue else {
-            throw DomainError.invalid("invalid_type", "The field 'email' must be a string.", field: "email")
-        }
-        let email = try EmailAddress(rawEmail)
+        var reader = BodyReader(body)
+        let email = try EmailAddress(try reader.string("email", required: true)!)
         var attributes = body
         attributes["email"] = nil
         let changes = try AttributeMap.parse(attributes, fieldPrefix: "")

@@ -35,35 +35,18 @@ public struct EventService: Sendable {
 
     /// `{email, slug, properties?, occurredAt?}`; creates the contact when missing, as SendStreak does.
     public func record(workspaceId: String, body: [String: JSONValue]) async throws -> Recorded {
-        let email = try EmailAddress(try Self.requiredString(body, "email"))
-        let slug = try EventSlug.normalise(try Self.requiredString(body, "slug"))
-        var properties: [String: AttributeValue] = [:]
-        switch body["properties"] {
-        case nil, .null?: break
-        case .object(let object)?:
-            properties = try AttributeMap.parse(object, fieldPrefix: "properties.").compactMapValues { $0 }
-        case let other?:
-            throw DomainError.invalid("invalid_type", "The field 'properties' must be an object, not \(other.typeName).", field: "properties")
-        }
+        var reader = BodyReader(body)
+        let email = try EmailAddress(try reader.string("email", required: true)!)
+        let slug = try EventSlug.normalise(try reader.string("slug", required: true)!)
+        let properties = try reader.object("properties").map { object throws(DomainError) in
+            try AttributeMap.parse(object, fieldPrefix: "properties.").compactMapValues { $0 }
+        } ?? [:]
         let now = env.now()
-        var occurredAt = now
-        switch body["occurredAt"] {
-        case nil, .null?: break
-        case .string(let text)?:
-            guard let date = Timestamp.parse(text) else {
-                throw DomainError.invalid("invalid_timestamp", "The field 'occurredAt' must be an RFC 3339 date-time.", field: "occurredAt")
-            }
-            guard date <= now.addingTimeInterval(Self.maxFutureSkew) else {
-                throw DomainError.invalid("invalid_timestamp", "The field 'occurredAt' lies more than 24 hours in the future.", field: "occurredAt")
-            }
-            occurredAt = date
-        case let other?:
-            throw DomainError.invalid("invalid_type", "The field 'occurredAt' must be a string, not \(other.typeName).", field: "occurredAt")
+        let occurredAt = try reader.timestamp("occurredAt") ?? now
+        guard occurredAt <= now.addingTimeInterval(Self.maxFutureSkew) else {
+            throw DomainError.invalid("invalid_timestamp", "The field 'occurredAt' lies more than 24 hours in the future.", field: "occurredAt")
         }
-        let known: Set<String> = ["email", "slug", "properties", "occurredAt"]
-        if body.keys.contains(where: { !known.contains($0) }), let unknown = body.keys.sorted().first(where: { !known.contains($0) }) {
-            throw DomainError.invalid("unknown_field", "Unknown field '\(unknown.prefix(64))'; an event has email, slug, properties and occurredAt.", field: unknown)
-        }
+        try reader.rejectUnknownFields()
         let event = ContactEvent(
             id: Identifier.make("ev", at: now), workspaceId: workspaceId, contactId: "", slug: slug,
             properties: properties, occurredAt: occurredAt, createdAt: now
@@ -112,13 +95,5 @@ public struct EventService: Sendable {
             try await EventRepository(db, workspaceId: workspaceId).insert(events)
         }
         return recorded.map { $0! }
-    }
-
-    static func requiredString(_ body: [String: JSONValue], _ field: String) throws(DomainError) -> String {
-        switch body[field] {
-        case .string(let value)?: return value
-        case nil, .null?: throw .invalid("missing_field", "The field '\(field)' is required.", field: field)
-        case let other?: throw .invalid("invalid_type", "The field '\(field)' must be a string, not \(other.typeName).", field: field)
-        }
     }
 }
