@@ -55,6 +55,7 @@ let package = Package(
                 "TidingsDomain",
                 "TidingsCrypto",
                 "TidingsStorage",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -25,6 +25,15 @@ public struct Tidings: Sendable {
     public let events: EventService
     public var migrator: Migrator { Migrator(database: database, logger: logger) }
 
+    /// Applies pending migrations, then seals any personal data still stored in the clear
+    /// from before sealing existed. Returns the migrations applied.
+    @discardableResult
+    public func migrate() async throws -> [String] {
+        let applied = try await migrator.migrate()
+        try await SealingRetrofit(environment).run()
+        return applied
+    }
+
     /// Opens the data directory, the secrets and the database (without starting anything).
     public static func open(
         _ configuration: TidingsConfiguration,
@@ -110,7 +119,7 @@ public struct Tidings: Sendable {
     /// `tidings serve`: runs the database and the HTTP server as services until SIGTERM/SIGINT.
     /// Pending migrations are applied before the server accepts connections.
     public func serve() async throws {
-        let server = MigratingServer(migrator: migrator, application: try buildApplication())
+        let server = MigratingServer(migrate: { [self] in try await self.migrate() }, application: try buildApplication())
         let group = ServiceGroup(configuration: .init(
             // Shut down in reverse order: the server drains before the database closes.
             services: [.init(service: database), .init(service: server)],
@@ -129,11 +138,11 @@ public struct Tidings: Sendable {
 
 /// Migrates, then serves; a server whose schema is behind never takes a request.
 struct MigratingServer<App: ApplicationProtocol>: Service {
-    let migrator: Migrator
+    let migrate: @Sendable () async throws -> [String]
     let application: App
 
     func run() async throws {
-        try await migrator.migrate()
+        _ = try await migrate()
         try await application.run()
     }
 }

@@ -38,7 +38,7 @@ public struct APIKeyService: Sendable {
         )
         let secretHash = env.hasher.hash(token.secret)
         try await env.database.transaction { db in
-            guard try await WorkspaceRepository(db).find(id: workspaceId) != nil else {
+            guard try await WorkspaceRepository.exists(id: workspaceId, in: db) else {
                 throw DomainError.notFound("workspace_not_found", "No workspace with this id exists.")
             }
             try await APIKeyRepository(db, workspaceId: workspaceId).insert(key, secretHash: secretHash)

@@ -1,4 +1,5 @@
 import Foundation
+import TidingsCrypto
 import TidingsDomain
 import TidingsStorage
 
@@ -118,8 +119,9 @@ public struct ContactImport: Sendable {
     private mutating func flush() async throws {
         guard !pending.isEmpty else { return }
         let now = env.now()
+        let vault = try await env.keyring.vault(for: workspaceId)
         let items = pending.map {
-            ContactService.PendingUpsert(workspaceId: workspaceId, email: $0.email, changes: $0.changes, now: now)
+            ContactService.PendingUpsert(vault: vault, email: $0.email, changes: $0.changes, now: now)
         }
         let lines = pending.map(\.line)
         pending.removeAll(keepingCapacity: true)

@@ -22,7 +22,7 @@ public struct ContactService: Sendable {
 
     /// One contact's change, validated and waiting to be written.
     struct PendingUpsert: Sendable {
-        var workspaceId: String
+        var vault: Vault
         var email: EmailAddress
         var changes: [String: AttributeValue?]
         var now: Date
@@ -44,7 +44,7 @@ public struct ContactService: Sendable {
         var attributes = body
         attributes["email"] = nil
         let changes = try AttributeMap.parse(attributes, fieldPrefix: "")
-        let pending = PendingUpsert(workspaceId: workspaceId, email: email, changes: changes, now: env.now())
+        let pending = PendingUpsert(vault: try await env.keyring.vault(for: workspaceId), email: email, changes: changes, now: env.now())
         return try await committer.submit(pending).get()
     }
 
@@ -55,7 +55,7 @@ public struct ContactService: Sendable {
         results.reserveCapacity(items.count)
         for item in items {
             do {
-                results.append(.success(try await upsert(db: db, workspaceId: item.workspaceId, email: item.email, changes: item.changes, now: item.now)))
+                results.append(.success(try await upsert(db: db, vault: item.vault, email: item.email, changes: item.changes, now: item.now)))
             } catch let error as DomainError {
                 results.append(.failure(error))
             }
@@ -65,9 +65,10 @@ public struct ContactService: Sendable {
 
     /// Creates or updates one contact inside the caller's transaction.
     static func upsert(
-        db: any SQLDatabase, workspaceId: String, email: EmailAddress, changes: [String: AttributeValue?], now: Date
+        db: any SQLDatabase, vault: Vault, email: EmailAddress, changes: [String: AttributeValue?], now: Date
     ) async throws -> Upserted {
-        let repository = ContactRepository(db, workspaceId: workspaceId)
+        let repository = ContactRepository(db, vault: vault)
+        let workspaceId = vault.scope
         // Two attempts: a concurrent insert of the same address turns our insert into an update.
         for _ in 0..<2 {
             if var contact = try await repository.find(email: email) {
@@ -94,15 +95,17 @@ public struct ContactService: Sendable {
     @discardableResult
     public func delete(workspaceId: String, email rawEmail: String) async throws -> Bool {
         let email = try EmailAddress(rawEmail)
+        let vault = try await env.keyring.vault(for: workspaceId)
         return try await env.database.transaction { db in
-            try await ContactRepository(db, workspaceId: workspaceId).delete(email: email)
+            try await ContactRepository(db, vault: vault).delete(email: email)
         }
     }
 
     public func get(workspaceId: String, email rawEmail: String) async throws -> Contact {
         let email = try EmailAddress(rawEmail)
+        let vault = try await env.keyring.vault(for: workspaceId)
         guard let contact = try await env.database.read({ db in
-            try await ContactRepository(db, workspaceId: workspaceId).find(email: email)
+            try await ContactRepository(db, vault: vault).find(email: email)
         }) else { throw Self.notFound }
         return contact
     }
@@ -123,8 +126,9 @@ public struct ContactService: Sendable {
             normalised[try AttributeName.normalise(name, field: "attributes[\(name)]")] = value
         }
         filter.attributes = normalised
+        let vault = try await env.keyring.vault(for: workspaceId)
         let contacts = try await env.database.read { [filter] db in
-            try await ContactRepository(db, workspaceId: workspaceId).list(filter: filter, afterId: afterId, limit: limit + 1)
+            try await ContactRepository(db, vault: vault).list(filter: filter, afterId: afterId, limit: limit + 1)
         }
         return Page.slice(contacts, limit: limit, id: \.id)
     }
@@ -133,14 +137,15 @@ public struct ContactService: Sendable {
         let email = try EmailAddress(rawEmail)
         let limit = try Self.pageSize(limit)
         let afterId = try cursor.map(Cursor.decode)
+        let vault = try await env.keyring.vault(for: workspaceId)
         let events = try await env.database.read { db in
-            guard let contactId = try await ContactRepository(db, workspaceId: workspaceId).findId(email: email) else {
+            guard let contactId = try await ContactRepository(db, vault: vault).findId(email: email) else {
                 throw Self.notFound
             }
             return try await EventRepository(db, workspaceId: workspaceId).list(contactId: contactId, afterId: afterId, limit: limit + 1)
         }
         var opened: [ContactEvent] = []
-        for stored in events { opened.append(try await env.keyring.openProperties(of: stored)) }
+        for stored in events { opened.append(try await vault.openProperties(of: stored)) }
         return Page.slice(opened, limit: limit, id: \.id)
     }
 
@@ -154,14 +159,15 @@ public struct ContactService: Sendable {
     public func export(workspaceId: String, email rawEmail: String) async throws -> Export {
         let email = try EmailAddress(rawEmail)
         let now = env.now()
+        let vault = try await env.keyring.vault(for: workspaceId)
         let (contact, stored) = try await env.database.read { db in
-            guard let contact = try await ContactRepository(db, workspaceId: workspaceId).find(email: email) else {
+            guard let contact = try await ContactRepository(db, vault: vault).find(email: email) else {
                 throw Self.notFound
             }
             return (contact, try await EventRepository(db, workspaceId: workspaceId).list(contactId: contact.id, afterId: nil, limit: nil))
         }
         var events: [ContactEvent] = []
-        for event in stored { events.append(try await env.keyring.openProperties(of: event)) }
+        for event in stored { events.append(try await vault.openProperties(of: event)) }
         return Export(contact: contact, events: events, generatedAt: now)
     }
 

@@ -51,12 +51,14 @@ public struct EventService: Sendable {
             id: Identifier.make("ev", at: now), workspaceId: workspaceId, contactId: "", slug: slug,
             properties: properties, occurredAt: occurredAt, createdAt: now
         )
-        let storable = StorableEvent(event, storedProperties: try await env.keyring.sealProperties(of: event))
-        return try await committer.submit(PendingEvent(storable: storable, email: email, newContactId: Identifier.make("ct", at: now)))
+        let vault = try await env.keyring.vault(for: workspaceId)
+        let storable = StorableEvent(event, storedProperties: try vault.sealProperties(of: event))
+        return try await committer.submit(PendingEvent(vault: vault, storable: storable, email: email, newContactId: Identifier.make("ct", at: now)))
     }
 
     /// A validated event whose contact may still have to be created.
     struct PendingEvent: Sendable {
+        var vault: Vault
         var storable: StorableEvent
         var email: EmailAddress
         /// The id the contact gets if this event creates it.
@@ -68,7 +70,7 @@ public struct EventService: Sendable {
         var recorded = [Recorded?](repeating: nil, count: pending.count)
         let byWorkspace = Dictionary(grouping: pending.indices, by: { pending[$0].storable.event.workspaceId })
         for (workspaceId, indices) in byWorkspace {
-            let contacts = ContactRepository(db, workspaceId: workspaceId)
+            let contacts = ContactRepository(db, vault: pending[indices[0]].vault)
             var proposed: [String: String] = [:]
             var addresses: [EmailAddress] = []
             for index in indices where proposed[pending[index].email.value] == nil {

@@ -1,19 +1,19 @@
+import Crypto
 import Foundation
 import Synchronization
 import TidingsCrypto
 import TidingsStorage
 
-/// Each workspace's keys: stored wrapped by the key-encryption key, unwrapped on first
-/// use and then held only in memory.
+/// The keys of every scope — each workspace, and the instance — stored wrapped by the
+/// key-encryption key (KEK), unwrapped on first use and then held only in memory.
 ///
-/// Sealing a value is one call (`seal`), and so is opening it: the place it belongs to
-/// (workspace, table, column, row) is bound in, so a copied value does not open elsewhere.
-/// Deleting a workspace's key rows leaves its sealed values unreadable (crypto-shredding).
+/// `vault(for:)` gives a scope's keys as a `Vault`, which seals, opens, blind-indexes and
+/// pseudonymises; repositories of personal data are built from a vault. Deleting a
+/// workspace's key rows leaves its sealed values unreadable (crypto-shredding).
 public final class Keyring: Sendable {
     private struct Cache {
-        var dataKeys: [String: [String: DataKey]] = [:]
-        var current: [String: DataKey] = [:]
-        var indexes: [String: BlindIndex] = [:]
+        var vaults: [String: Vault] = [:]
+        var signer: Curve25519.Signing.PrivateKey?
     }
 
     private let database: any DatabaseClient
@@ -27,86 +27,135 @@ public final class Keyring: Sendable {
         self.now = now
     }
 
-    public func seal(_ plaintext: String, context: SealContext) async throws -> Data {
-        try Sealer.seal(Data(plaintext.utf8), with: try await currentDataKey(for: context.workspaceId), context: context)
+    /// The id of the KEK new keys are wrapped with.
+    public var kekId: String { provider.kekId }
+
+    /// The keys of a workspace (or `Vault.instanceScope`): the current data key, the
+    /// retired ones still needed to open older values, and the blind-index key.
+    /// The first call for a scope creates its keys.
+    public func vault(for scope: String) async throws -> Vault {
+        if let vault = cache.withLock({ $0.vaults[scope] }) { return vault }
+        let vault = try await loadVault(scope)
+        cache.withLock { $0.vaults[scope] = vault }
+        return vault
     }
 
-    public func open(_ sealed: Data, context: SealContext) async throws -> String {
-        let key = try await dataKey(id: try Sealer.keyId(of: sealed), for: context.workspaceId)
-        return String(decoding: try Sealer.open(sealed, with: key, context: context), as: UTF8.self)
-    }
-
-    /// The key new values are sealed with: the newest data key, created on first use.
-    public func currentDataKey(for workspaceId: String) async throws -> DataKey {
-        if let key = cache.withLock({ $0.current[workspaceId] }) { return key }
-        try await loadDataKeys(for: workspaceId)
-        if let key = cache.withLock({ $0.current[workspaceId] }) { return key }
-        let key = DataKey.generate(id: Identifier.make("dk", at: now()))
-        let stored = WorkspaceKeyRepository.StoredKey(
-            id: key.id, purpose: .data, kekId: provider.kekId,
-            wrapped: try await key.wrapped(by: provider, for: workspaceId), createdAt: now()
-        )
-        try await database.transaction { db in
-            try await WorkspaceKeyRepository(db, workspaceId: workspaceId).insert(stored)
+    /// The instance's key for signing audit checkpoints (Ed25519), created on first use.
+    public func signingKey() async throws -> Curve25519.Signing.PrivateKey {
+        if let key = cache.withLock({ $0.signer }) { return key }
+        let scope = Vault.instanceScope
+        var stored = try await database.read { db in try await WorkspaceKeyRepository(db, workspaceId: scope).list(.signing) }
+        if stored.isEmpty {
+            let fresh = Curve25519.Signing.PrivateKey()
+            let candidate = try await storedKey(
+                prefix: "sk", purpose: .signing, material: SymmetricKey(data: fresh.rawRepresentation), scope: scope
+            )
+            stored = try await database.transaction { db in
+                let repository = WorkspaceKeyRepository(db, workspaceId: scope)
+                try await repository.insert(candidate)
+                return try await repository.list(.signing)
+            }
         }
-        // Another instance may have created one at the same moment: both are valid; use the newest.
-        try await loadDataKeys(for: workspaceId)
-        guard let current = cache.withLock({ $0.current[workspaceId] }) else { throw SealingError.unknownKey(key.id) }
-        return current
-    }
-
-    /// The data key with `id`, for opening a value sealed with it.
-    public func dataKey(id: String, for workspaceId: String) async throws -> DataKey {
-        if let key = cache.withLock({ $0.dataKeys[workspaceId]?[id] }) { return key }
-        try await loadDataKeys(for: workspaceId)
-        guard let key = cache.withLock({ $0.dataKeys[workspaceId]?[id] }) else { throw SealingError.unknownKey(id) }
+        guard let first = stored.first else { throw SealingError.unknownKey("signing") }
+        let material = try await provider.unwrap(first.wrapped, for: scope)
+        let key = try material.withUnsafeBytes { try Curve25519.Signing.PrivateKey(rawRepresentation: Data($0)) }
+        cache.withLock { $0.signer = key }
         return key
     }
 
-    /// The workspace's blind index, for equality lookups of sealed values (one key per workspace).
-    public func blindIndex(for workspaceId: String) async throws -> BlindIndex {
-        if let index = cache.withLock({ $0.indexes[workspaceId] }) { return index }
-        var stored = try await database.read { db in try await WorkspaceKeyRepository(db, workspaceId: workspaceId).list(.index) }
-        if stored.isEmpty {
-            let key = SymmetricKeyMaterial.random()
-            let candidate = WorkspaceKeyRepository.StoredKey(
-                id: Identifier.make("ik", at: now()), purpose: .index, kekId: provider.kekId,
-                wrapped: try await provider.wrap(key, for: workspaceId), createdAt: now()
-            )
-            // At most one index key per workspace: whoever inserts first wins, everyone reads it back.
-            stored = try await database.transaction { db in
-                let repository = WorkspaceKeyRepository(db, workspaceId: workspaceId)
-                try await repository.insert(candidate)
-                return try await repository.list(.index)
+    /// Starts a new data key for the scope: new values are sealed with it at once, older
+    /// ones stay readable with the retired key until `DataKeyRotation` re-seals them.
+    public func rotateDataKey(for scope: String) async throws -> String {
+        let key = DataKey.generate(id: Identifier.make("dk", at: now()))
+        let stored = WorkspaceKeyRepository.StoredKey(
+            id: key.id, purpose: .data, kekId: provider.kekId,
+            wrapped: try await key.wrapped(by: provider, for: scope), createdAt: now()
+        )
+        let stamp = now()
+        try await database.transaction { db in
+            let repository = WorkspaceKeyRepository(db, workspaceId: scope)
+            try await repository.retireDataKeys(at: stamp)
+            try await repository.insert(stored)
+        }
+        forget(workspaceId: scope)
+        return key.id
+    }
+
+    /// Re-wraps every stored key of every scope with this keyring's KEK, unwrapping each
+    /// with `previous` (the KEK being replaced). The keys themselves, and so all sealed data,
+    /// stay the same. Returns how many keys were re-wrapped.
+    public func rewrapAll(from previous: any KeyEncryptionKeyProvider) async throws -> Int {
+        let stored = try await database.read { db in try await WorkspaceKeyRepository.all(in: db) }
+        var rewrapped: [(scope: String, id: String, wrapped: Data)] = []
+        for (scope, key) in stored where key.kekId != provider.kekId {
+            guard key.kekId == previous.kekId else {
+                throw SealingError.unknownKey("KEK \(key.kekId) (wraps key \(key.id))")
+            }
+            let material = try await previous.unwrap(key.wrapped, for: scope)
+            rewrapped.append((scope, key.id, try await provider.wrap(material, for: scope)))
+        }
+        let kekId = provider.kekId
+        try await database.transaction { [rewrapped] db in
+            for entry in rewrapped {
+                try await WorkspaceKeyRepository.rewrap(id: entry.id, scope: entry.scope, kekId: kekId, wrapped: entry.wrapped, in: db)
             }
         }
-        guard let first = stored.first else { throw SealingError.unknownKey("index") }
-        let index = BlindIndex(key: try await provider.unwrap(first.wrapped, for: workspaceId))
-        cache.withLock { $0.indexes[workspaceId] = index }
-        return index
+        return rewrapped.count
     }
 
-    /// Drops the workspace's unwrapped keys from memory (after its key rows are deleted).
+    /// Drops a scope's unwrapped keys from memory (after rotation, or after its key rows are deleted).
     public func forget(workspaceId: String) {
         cache.withLock { cache in
-            cache.dataKeys[workspaceId] = nil
-            cache.current[workspaceId] = nil
-            cache.indexes[workspaceId] = nil
+            cache.vaults[workspaceId] = nil
+            if workspaceId == Vault.instanceScope { cache.signer = nil }
         }
     }
 
-    private func loadDataKeys(for workspaceId: String) async throws {
-        let stored = try await database.read { db in try await WorkspaceKeyRepository(db, workspaceId: workspaceId).list(.data) }
-        var keys: [String: DataKey] = [:]
-        var newest: DataKey?
-        for entry in stored {
-            let key = DataKey(id: entry.id, key: try await provider.unwrap(entry.wrapped, for: workspaceId))
-            keys[entry.id] = key
-            if entry.retiredAt == nil { newest = key }
+    private func loadVault(_ scope: String) async throws -> Vault {
+        var (data, index) = try await database.read { db in
+            let repository = WorkspaceKeyRepository(db, workspaceId: scope)
+            return (try await repository.list(.data), try await repository.list(.index))
         }
-        cache.withLock { cache in
-            cache.dataKeys[workspaceId] = keys
-            cache.current[workspaceId] = newest
+        if data.allSatisfy({ $0.retiredAt != nil }) || index.isEmpty {
+            let newData = data.allSatisfy({ $0.retiredAt != nil })
+                ? try await storedKey(prefix: "dk", purpose: .data, material: SymmetricKeyMaterial.random(), scope: scope) : nil
+            let newIndex = index.isEmpty
+                ? try await storedKey(prefix: "ik", purpose: .index, material: SymmetricKeyMaterial.random(), scope: scope) : nil
+            // Whoever inserts first wins the single index key; everyone reads back what is stored.
+            // Two processes may both add a data key: both are valid, the newest is current.
+            (data, index) = try await database.transaction { db in
+                let repository = WorkspaceKeyRepository(db, workspaceId: scope)
+                if let newData { try await repository.insert(newData) }
+                if let newIndex { try await repository.insert(newIndex) }
+                return (try await repository.list(.data), try await repository.list(.index))
+            }
         }
+        var keys: [DataKey] = []
+        var current: DataKey?
+        for entry in data {
+            let key = DataKey(id: entry.id, key: try await provider.unwrap(entry.wrapped, for: scope))
+            keys.append(key)
+            if entry.retiredAt == nil { current = key }
+        }
+        guard let current, let indexKey = index.first else { throw SealingError.unknownKey("data") }
+        return Vault(
+            scope: scope, current: current, keys: keys,
+            index: BlindIndex(key: try await provider.unwrap(indexKey.wrapped, for: scope)),
+            reload: { [weak self] keyId in
+                guard let self else { throw SealingError.unknownKey(keyId) }
+                self.forget(workspaceId: scope)
+                guard let key = try await self.vault(for: scope).dataKey(id: keyId) else { throw SealingError.unknownKey(keyId) }
+                return key
+            }
+        )
+    }
+
+    private func storedKey(
+        prefix: String, purpose: WorkspaceKeyRepository.Purpose, material: SymmetricKey, scope: String
+    ) async throws -> WorkspaceKeyRepository.StoredKey {
+        WorkspaceKeyRepository.StoredKey(
+            id: Identifier.make(prefix, at: now()), purpose: purpose, kekId: provider.kekId,
+            wrapped: try await provider.wrap(material, for: scope), createdAt: now()
+        )
     }
 }

@@ -33,8 +33,9 @@ public struct WorkspaceService: Sendable {
             scopes: [.admin], hint: token.hint, createdAt: now, expiresAt: nil, revokedAt: nil, lastUsedAt: nil
         )
         let secretHash = env.hasher.hash(token.secret)
+        let instance = try await env.keyring.vault(for: Vault.instanceScope)
         try await env.database.transaction { db in
-            try await WorkspaceRepository(db).insert(workspace)
+            try await WorkspaceRepository(db, instance: instance).insert(workspace)
             try await APIKeyRepository(db, workspaceId: workspace.id).insert(key, secretHash: secretHash)
         }
         env.logger.info("Workspace created", metadata: ["workspace": "\(workspace.id)", "api_key": "\(key.id)"])
@@ -42,10 +43,12 @@ public struct WorkspaceService: Sendable {
     }
 
     public func list() async throws -> [Workspace] {
-        try await env.database.read { db in try await WorkspaceRepository(db).list() }
+        let instance = try await env.keyring.vault(for: Vault.instanceScope)
+        return try await env.database.read { db in try await WorkspaceRepository(db, instance: instance).list() }
     }
 
     public func find(id: String) async throws -> Workspace? {
-        try await env.database.read { db in try await WorkspaceRepository(db).find(id: id) }
+        let instance = try await env.keyring.vault(for: Vault.instanceScope)
+        return try await env.database.read { db in try await WorkspaceRepository(db, instance: instance).find(id: id) }
     }
 }

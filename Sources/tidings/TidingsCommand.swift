@@ -60,7 +60,7 @@ struct SettingsOptions: ParsableArguments {
     /// Opens Tidings, applies pending migrations (unless `migrate` is false) and runs `body` with it.
     func withTidings<T: Sendable>(migrate: Bool = true, _ body: @Sendable (Tidings) async throws -> T) async throws -> T {
         try await open().withDatabase { tidings in
-            if migrate { try await tidings.migrator.migrate() }
+            if migrate { try await tidings.migrate() }
             return try await body(tidings)
         }
     }
@@ -102,7 +102,7 @@ struct Migrate: AsyncParsableCommand {
                     print(String(format: "%04d  %-24@  %@", migration.number, migration.name as NSString, state as NSString))
                 }
             } else {
-                let applied = try await tidings.migrator.migrate()
+                let applied = try await tidings.migrate()
                 print(applied.isEmpty ? "The database is up to date." : "Applied: \(applied.joined(separator: ", "))")
             }
         }

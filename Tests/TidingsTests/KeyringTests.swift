@@ -1,4 +1,5 @@
 import Foundation
+import SQLKit
 import Testing
 import TidingsApp
 import TidingsCrypto
@@ -11,12 +12,11 @@ struct KeyringTests {
     func keysArePersistedWrapped(backend: TestBackend) async throws {
         try await withTidings(backend) { tidings in
             let workspace = try await tidings.makeWorkspace()
-            let context = SealContext(workspaceId: workspace.id, table: "contacts", column: "email", rowId: "ct_1")
-            let sealed = try await tidings.keyring.seal("ada@example.com", context: context)
+            let sealed = try await tidings.keyring.vault(for: workspace.id).seal("ada@example.com", table: "contacts", column: "email", row: "ct_1")
 
             let provider = try LocalKeyProvider.loadOrCreate(at: tidings.configuration.kekFile)
             let other = Keyring(database: tidings.database, provider: provider)
-            #expect(try await other.open(sealed, context: context) == "ada@example.com")
+            #expect(try await other.vault(for: workspace.id).open(sealed, table: "contacts", column: "email", row: "ct_1") == "ada@example.com")
 
             let stored = try await tidings.database.read { db in try await WorkspaceKeyRepository(db, workspaceId: workspace.id).list(.data) }
             #expect(stored.count == 1)
@@ -35,14 +35,15 @@ struct KeyringTests {
                 for _ in 0..<8 {
                     group.addTask {
                         // Separate keyrings stand for separate instances.
-                        try await Keyring(database: tidings.database, provider: provider).blindIndex(for: workspace.id).index("ada@example.com")
+                        try await Keyring(database: tidings.database, provider: provider).vault(for: workspace.id)
+                            .blindIndex("ada@example.com", column: "contacts.email")
                     }
                 }
                 return try await group.reduce(into: Set<String>()) { $0.insert($1) }
             }
             #expect(indexes.count == 1)
             let other = try await tidings.makeWorkspace(name: "Other")
-            #expect(try await tidings.keyring.blindIndex(for: other.id).index("ada@example.com") != indexes.first)
+            #expect(try await tidings.keyring.vault(for: other.id).blindIndex("ada@example.com", column: "contacts.email") != indexes.first)
         }
     }
 
@@ -50,13 +51,78 @@ struct KeyringTests {
     func deletedKeysShredData(backend: TestBackend) async throws {
         try await withTidings(backend) { tidings in
             let workspace = try await tidings.makeWorkspace()
-            let context = SealContext(workspaceId: workspace.id, table: "events", column: "properties", rowId: "ev_1")
-            let sealed = try await tidings.keyring.seal(#"{"plan":"pro"}"#, context: context)
+            let sealed = try await tidings.keyring.vault(for: workspace.id).seal(#"{"plan":"pro"}"#, table: "events", column: "properties", row: "ev_1")
             try await tidings.database.transaction { db in
                 try await db.raw("DELETE FROM workspace_keys WHERE workspace_id = \(bind: workspace.id)").run()
             }
             tidings.keyring.forget(workspaceId: workspace.id)
-            await #expect(throws: SealingError.self) { _ = try await tidings.keyring.open(sealed, context: context) }
+            // A fresh vault gets fresh keys, which open nothing sealed before.
+            let fresh = try await tidings.keyring.vault(for: workspace.id)
+            await #expect(throws: SealingError.self) { _ = try await fresh.open(sealed, table: "events", column: "properties", row: "ev_1") }
+        }
+    }
+
+    @Test("A sealed email or attribute copied to another contact or workspace does not open", arguments: TestBackend.all)
+    func copiedCiphertextsFail(backend: TestBackend) async throws {
+        try await withTidings(backend) { tidings in
+            let a = try await tidings.makeWorkspace(name: "A")
+            let b = try await tidings.makeWorkspace(name: "B")
+            for (workspace, email) in [(a, "ada@example.com"), (a, "bob@example.com"), (b, "eve@example.com")] {
+                _ = try await tidings.contacts.upsert(workspaceId: workspace.id, body: ["email": .string(email), "plan": .string("pro-\(email)")])
+            }
+            // Copy Ada's sealed address and attribute onto Bob (same workspace), and onto Eve (other workspace).
+            try await tidings.database.transaction { db in
+                let rows = try await db.raw("SELECT id, workspace_id, email_sealed FROM contacts ORDER BY id").all()
+                let ids = try rows.map { try $0.decode(column: "id", as: String.self) }
+                let ada = try rows[0].decode(column: "email_sealed", as: String.self)
+                let adaPlan = try await db.raw("SELECT value_sealed FROM contact_attributes WHERE contact_id = \(bind: ids[0])").first()!
+                    .decode(column: "value_sealed", as: String.self)
+                for id in ids.dropFirst() {
+                    try await db.raw("UPDATE contacts SET email_sealed = \(bind: ada) WHERE id = \(bind: id)").run()
+                    try await db.raw("UPDATE contact_attributes SET value_sealed = \(bind: adaPlan) WHERE contact_id = \(bind: id)").run()
+                }
+            }
+            #expect(try await tidings.contacts.get(workspaceId: a.id, email: "ada@example.com").attributes["plan"] == .string("pro-ada@example.com"))
+            await #expect(throws: SealingError.authenticationFailed) {
+                _ = try await tidings.contacts.get(workspaceId: a.id, email: "bob@example.com")
+            }
+            await #expect(throws: SealingError.self) {
+                _ = try await tidings.contacts.get(workspaceId: b.id, email: "eve@example.com")
+            }
+        }
+    }
+
+    @Test("Contacts stored in the clear before sealing existed are sealed at start-up and still found", arguments: TestBackend.all)
+    func legacyRowsAreRetrofitted(backend: TestBackend) async throws {
+        try await withTidings(backend) { tidings in
+            let workspace = try await tidings.makeWorkspace()
+            // Rows as the previous version wrote them: the address and value in the clear.
+            try await tidings.database.transaction { db in
+                try await db.raw("""
+                    INSERT INTO contacts (id, workspace_id, email_index, email_sealed, status, created_at, updated_at)
+                    VALUES ('ct_legacy', \(bind: workspace.id), 'old@example.com', NULL, 'active', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')
+                    """).run()
+                try await db.raw("""
+                    INSERT INTO contact_attributes (contact_id, workspace_id, name, kind, value_index, value_sealed)
+                    VALUES ('ct_legacy', \(bind: workspace.id), 'plan', 'string', 'legacy-plan', NULL)
+                    """).run()
+                try await db.raw("UPDATE workspaces SET owner_email_sealed = 'legacy-owner@example.com' WHERE id = \(bind: workspace.id)").run()
+            }
+            #expect(try await SealingRetrofit(tidings.environment).run() == 3)
+            #expect(try await SealingRetrofit(tidings.environment).run() == 0, "nothing is left in the clear")
+            let contact = try await tidings.contacts.get(workspaceId: workspace.id, email: "old@example.com")
+            #expect(contact.id == "ct_legacy")
+            #expect(contact.attributes["plan"] == .string("legacy-plan"))
+            let filtered = try await tidings.contacts.list(workspaceId: workspace.id, filter: .init(attributes: ["plan": "legacy-plan"]), cursor: nil, limit: 10)
+            #expect(filtered.items.map(\.id) == ["ct_legacy"])
+            #expect(try await tidings.workspaces.find(id: workspace.id)?.ownerEmail.value == "legacy-owner@example.com")
+            let clear = try await tidings.database.read { db in
+                try await db.raw("""
+                    SELECT (SELECT COUNT(*) FROM contacts WHERE email_index LIKE '%@%') + (SELECT COUNT(*) FROM contact_attributes WHERE value_index = 'legacy-plan')
+                      + (SELECT COUNT(*) FROM workspaces WHERE owner_email_sealed LIKE '%@%') AS n
+                    """).first()!.decode(column: "n", as: Int.self)
+            }
+            #expect(clear == 0)
         }
     }
 }

@@ -11,7 +11,7 @@ struct StorageTests {
     func migrationsApplyOnce(backend: TestBackend) async throws {
         try await withTidings(backend) { tidings in
             // withTidings has migrated already: a second run changes nothing.
-            #expect(try await tidings.migrator.migrate().isEmpty)
+            #expect(try await tidings.migrate().isEmpty)
             let status = try await tidings.migrator.status()
             #expect(status.map(\.number) == Array(1...status.count))
             #expect(status.allSatisfy { $0.appliedAt != nil })
@@ -46,12 +46,13 @@ struct StorageTests {
             let b = try await tidings.makeWorkspace(name: "B")
             _ = try await tidings.contacts.upsert(workspaceId: a.id, body: ["email": .string("shared@example.com"), "plan": .string("a")])
             let email = try EmailAddress("shared@example.com")
+            let vaultOfB = try await tidings.keyring.vault(for: b.id)
             let seenByB = try await tidings.database.read { db in
-                try await ContactRepository(db, workspaceId: b.id).find(email: email)
+                try await ContactRepository(db, vault: vaultOfB).find(email: email)
             }
             #expect(seenByB == nil)
             let deletedByB = try await tidings.database.transaction { db in
-                try await ContactRepository(db, workspaceId: b.id).delete(email: email)
+                try await ContactRepository(db, vault: vaultOfB).delete(email: email)
             }
             #expect(deletedByB == false)
             let keysOfB = try await tidings.database.read { db in try await APIKeyRepository(db, workspaceId: b.id).list() }
@@ -65,13 +66,14 @@ struct StorageTests {
         try await withTidings(backend) { tidings in
             let workspace = try await tidings.makeWorkspace()
             struct Boom: Error {}
+            let vault = try await tidings.keyring.vault(for: workspace.id)
             await #expect(throws: Boom.self) {
                 try await tidings.database.transaction { db in
                     let contact = Contact(
                         id: "ct_rollback", workspaceId: workspace.id, email: try EmailAddress("half@example.com"),
                         status: .active, attributes: ["plan": .string("pro")], createdAt: Date(), updatedAt: Date()
                     )
-                    _ = try await ContactRepository(db, workspaceId: workspace.id).insert(contact)
+                    _ = try await ContactRepository(db, vault: vault).insert(contact)
                     throw Boom()
                 }
             }

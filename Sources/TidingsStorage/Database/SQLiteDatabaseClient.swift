@@ -68,6 +68,8 @@ public final class SQLiteDatabaseClient: DatabaseClient {
     private static func configure(_ connection: SQLiteConnection) async throws {
         try await execute(connection, "PRAGMA foreign_keys = ON")
         try await execute(connection, "PRAGMA busy_timeout = 5000")
+        // Deleted and overwritten content is zeroed rather than left in free pages of the file.
+        try await execute(connection, "PRAGMA secure_delete = ON")
     }
 
     private static func execute(_ connection: SQLiteConnection, _ sql: String) async throws {

@@ -29,5 +29,6 @@ public enum Migrations {
         CreateEvents(),
         IndexEventsByContact(),
         CreateWorkspaceKeys(),
+        SealPersonalData(),
     ]
 }

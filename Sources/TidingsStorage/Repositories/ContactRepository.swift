@@ -1,15 +1,18 @@
 import Foundation
 import SQLKit
+import TidingsCrypto
 import TidingsDomain
 
-/// Contacts of one workspace and their attributes. Every query is scoped by `workspaceId`.
+/// Contacts of one workspace and their attributes. Every query is scoped by the vault's
+/// workspace; addresses and attribute values are stored sealed, and found by blind index.
 public struct ContactRepository: Sendable {
     let db: any SQLDatabase
-    let workspaceId: String
+    let vault: Vault
+    var workspaceId: String { vault.scope }
 
-    public init(_ db: any SQLDatabase, workspaceId: String) {
+    public init(_ db: any SQLDatabase, vault: Vault) {
         self.db = db
-        self.workspaceId = workspaceId
+        self.vault = vault
     }
 
     /// Filters for listing contacts; attribute values compare against their canonical text.
@@ -23,18 +26,32 @@ public struct ContactRepository: Sendable {
         }
     }
 
+    /// The blind index of an address: the only form of it that is compared or kept unique.
+    func emailIndex(_ email: EmailAddress) -> String {
+        vault.blindIndex(email.value, column: "contacts.email")
+    }
+
+    func sealEmail(_ email: EmailAddress, contactId: String) throws -> String {
+        try vault.seal(email.value, table: "contacts", column: "email", row: contactId)
+    }
+
+    /// An attribute's index covers its name too, so `plan=pro` and `tier=pro` index differently.
+    func valueIndex(name: String, text: String) -> String {
+        vault.blindIndex("\(name)\u{0}\(text)", column: "contact_attributes.value")
+    }
+
     public func find(email: EmailAddress) async throws -> Contact? {
         // One round trip: the contact and its attributes (one row per attribute, or one row with NULLs).
         let rows = try await db.raw("""
-            SELECT c.id, c.email, c.status, c.created_at, c.updated_at, a.name, a.kind, a.value
+            SELECT c.id, c.email_sealed, c.status, c.created_at, c.updated_at, a.name, a.kind, a.value_sealed
             FROM contacts c LEFT JOIN contact_attributes a ON a.contact_id = c.id AND a.workspace_id = c.workspace_id
-            WHERE c.workspace_id = \(bind: workspaceId) AND c.email = \(bind: email.value)
+            WHERE c.workspace_id = \(bind: workspaceId) AND c.email_index = \(bind: emailIndex(email))
             """).all()
         guard let first = rows.first else { return nil }
-        var contact = try decode(first)
+        var contact = try await decode(first)
         for row in rows {
             guard let name = try row.decode(column: "name", as: String?.self) else { continue }
-            contact.attributes[name] = try Self.decodeAttribute(row)
+            contact.attributes[name] = try await decodeAttribute(row, contactId: contact.id, name: name)
         }
         return contact
     }
@@ -42,7 +59,7 @@ public struct ContactRepository: Sendable {
     /// The id of the contact with this address, if any (no attributes loaded).
     public func findId(email: EmailAddress) async throws -> String? {
         try await db.raw("""
-            SELECT id FROM contacts WHERE workspace_id = \(bind: workspaceId) AND email = \(bind: email.value)
+            SELECT id FROM contacts WHERE workspace_id = \(bind: workspaceId) AND email_index = \(bind: emailIndex(email))
             """).first()?.decode(column: "id", as: String.self)
     }
 
@@ -51,10 +68,11 @@ public struct ContactRepository: Sendable {
     public func insert(_ contact: Contact) async throws -> Bool {
         precondition(contact.workspaceId == workspaceId)
         let inserted = try await db.raw("""
-            INSERT INTO contacts (id, workspace_id, email, status, created_at, updated_at)
-            VALUES (\(bind: contact.id), \(bind: workspaceId), \(bind: contact.email.value), \(bind: contact.status.rawValue),
+            INSERT INTO contacts (id, workspace_id, email_index, email_sealed, status, created_at, updated_at)
+            VALUES (\(bind: contact.id), \(bind: workspaceId), \(bind: emailIndex(contact.email)),
+                    \(bind: try sealEmail(contact.email, contactId: contact.id)), \(bind: contact.status.rawValue),
                     \(bind: Timestamp.format(contact.createdAt)), \(bind: Timestamp.format(contact.updatedAt)))
-            ON CONFLICT (workspace_id, email) DO NOTHING
+            ON CONFLICT (workspace_id, email_index) DO NOTHING
             RETURNING id
             """).first()
         guard inserted != nil else { return false }
@@ -69,37 +87,42 @@ public struct ContactRepository: Sendable {
     public func ensure(_ contacts: [(id: String, email: EmailAddress)], at now: Date) async throws -> (ids: [String: String], created: Set<String>) {
         guard !contacts.isEmpty else { return ([:], []) }
         let stamp = Timestamp.format(now)
-        var insert = db.insert(into: "contacts").columns("id", "workspace_id", "email", "status", "created_at", "updated_at")
+        var emailByIndex: [String: String] = [:]
+        var insert = db.insert(into: "contacts").columns("id", "workspace_id", "email_index", "email_sealed", "status", "created_at", "updated_at")
         for contact in contacts {
-            insert = insert.values([contact.id, workspaceId, contact.email.value, ContactStatus.active.rawValue, stamp, stamp])
+            let index = emailIndex(contact.email)
+            emailByIndex[index] = contact.email.value
+            insert = insert.values([
+                contact.id, workspaceId, index, try sealEmail(contact.email, contactId: contact.id),
+                ContactStatus.active.rawValue, stamp, stamp,
+            ])
         }
         let proposed = Dictionary(contacts.map { ($0.email.value, $0.id) }, uniquingKeysWith: { first, _ in first })
         var ids: [String: String] = [:]
+        func record(_ rows: [any SQLRow]) throws -> [String] {
+            var emails: [String] = []
+            for row in rows {
+                guard let email = emailByIndex[try row.decode(column: "email_index", as: String.self)] else { continue }
+                ids[email] = try row.decode(column: "id", as: String.self)
+                emails.append(email)
+            }
+            return emails
+        }
         if db.isSQLite {
             // See Dialect.swift: the no-op update makes RETURNING include existing rows.
-            let rows = try await insert.onConflict(with: ["workspace_id", "email"]) { $0.set("email", to: SQLColumn("email")) }
-                .returning("id", "email").all()
-            for row in rows {
-                ids[try row.decode(column: "email", as: String.self)] = try row.decode(column: "id", as: String.self)
-            }
+            let rows = try await insert.onConflict(with: ["workspace_id", "email_index"]) { $0.set("email_index", to: SQLColumn("email_index")) }
+                .returning("id", "email_index").all()
+            _ = try record(rows)
             return (ids, Set(ids.filter { proposed[$0.key] == $0.value }.keys))
         }
-        let inserted = try await insert.ignoringConflicts(with: ["workspace_id", "email"]).returning("id", "email").all()
-        var created = Set<String>()
-        for row in inserted {
-            let email = try row.decode(column: "email", as: String.self)
-            created.insert(email)
-            ids[email] = try row.decode(column: "id", as: String.self)
-        }
-        let existing = contacts.map(\.email).filter { ids[$0.value] == nil }
+        let inserted = try await insert.ignoringConflicts(with: ["workspace_id", "email_index"]).returning("id", "email_index").all()
+        let created = Set(try record(inserted))
+        let existing = contacts.filter { ids[$0.email.value] == nil }.map { emailIndex($0.email) }
         if !existing.isEmpty {
-            let rows = try await db.raw("""
-                SELECT id, email FROM contacts
-                WHERE workspace_id = \(bind: workspaceId) AND email IN (\(binds: existing.map(\.value)))
-                """).all()
-            for row in rows {
-                ids[try row.decode(column: "email", as: String.self)] = try row.decode(column: "id", as: String.self)
-            }
+            _ = try record(try await db.raw("""
+                SELECT id, email_index FROM contacts
+                WHERE workspace_id = \(bind: workspaceId) AND email_index IN (\(binds: existing))
+                """).all())
         }
         return (ids, created)
     }
@@ -122,14 +145,14 @@ public struct ContactRepository: Sendable {
     /// Deletes the contact and, through foreign keys, its attributes and events. Returns whether it existed.
     public func delete(email: EmailAddress) async throws -> Bool {
         try await db.raw("""
-            DELETE FROM contacts WHERE workspace_id = \(bind: workspaceId) AND email = \(bind: email.value) RETURNING id
+            DELETE FROM contacts WHERE workspace_id = \(bind: workspaceId) AND email_index = \(bind: emailIndex(email)) RETURNING id
             """).first() != nil
     }
 
     /// Contacts in id (creation) order after `afterId`, at most `limit`.
     public func list(filter: Filter, afterId: String?, limit: Int) async throws -> [Contact] {
         var query = SQLQueryString("""
-            SELECT id, email, status, created_at, updated_at FROM contacts c WHERE workspace_id = \(bind: workspaceId)
+            SELECT id, email_sealed, status, created_at, updated_at FROM contacts c WHERE workspace_id = \(bind: workspaceId)
             """)
         if let status = filter.status {
             query.appendInterpolation(" AND status = \(bind: status.rawValue)" as SQLQueryString)
@@ -137,14 +160,15 @@ public struct ContactRepository: Sendable {
         for (name, value) in filter.attributes.sorted(by: { $0.key < $1.key }) {
             query.appendInterpolation("""
                  AND EXISTS (SELECT 1 FROM contact_attributes a WHERE a.workspace_id = \(bind: workspaceId)
-                 AND a.contact_id = c.id AND a.name = \(bind: name) AND a.value = \(bind: value))
+                 AND a.contact_id = c.id AND a.name = \(bind: name) AND a.value_index = \(bind: valueIndex(name: name, text: value)))
                 """ as SQLQueryString)
         }
         if let afterId {
             query.appendInterpolation(" AND id > \(bind: afterId)" as SQLQueryString)
         }
         query.appendInterpolation(" ORDER BY id LIMIT \(literal: limit)" as SQLQueryString)
-        var contacts = try await db.raw(query).all().map(decode)
+        var contacts: [Contact] = []
+        for row in try await db.raw(query).all() { contacts.append(try await decode(row)) }
         let attributes = try await attributes(of: contacts.map(\.id))
         for index in contacts.indices {
             contacts[index].attributes = attributes[contacts[index].id] ?? [:]
@@ -155,43 +179,78 @@ public struct ContactRepository: Sendable {
     private func setAttributes(contactId: String, _ attributes: [String: AttributeValue]) async throws {
         guard !attributes.isEmpty else { return }
         // One statement for all values (at most 100 attributes, 500 binds).
-        var query = SQLQueryString("INSERT INTO contact_attributes (contact_id, workspace_id, name, kind, value) VALUES ")
+        var query = SQLQueryString("INSERT INTO contact_attributes (contact_id, workspace_id, name, kind, value_index, value_sealed) VALUES ")
         for (index, (name, value)) in attributes.sorted(by: { $0.key < $1.key }).enumerated() {
             if index > 0 { query.appendLiteral(", ") }
-            query.appendInterpolation("(\(bind: contactId), \(bind: workspaceId), \(bind: name), \(bind: value.kind.rawValue), \(bind: value.storageText))" as SQLQueryString)
+            let sealed = try vault.seal(value.storageText, table: "contact_attributes", column: "value", row: Self.attributeRow(contactId, name))
+            query.appendInterpolation("""
+                (\(bind: contactId), \(bind: workspaceId), \(bind: name), \(bind: value.kind.rawValue),
+                 \(bind: valueIndex(name: name, text: value.storageText)), \(bind: sealed))
+                """ as SQLQueryString)
         }
-        query.appendLiteral(" ON CONFLICT (contact_id, name) DO UPDATE SET kind = excluded.kind, value = excluded.value")
+        query.appendLiteral(" ON CONFLICT (contact_id, name) DO UPDATE SET kind = excluded.kind, value_index = excluded.value_index, value_sealed = excluded.value_sealed")
         try await db.raw(query).run()
     }
 
     private func attributes(of contactIds: [String]) async throws -> [String: [String: AttributeValue]] {
         guard !contactIds.isEmpty else { return [:] }
         let rows = try await db.raw("""
-            SELECT contact_id, name, kind, value FROM contact_attributes
+            SELECT contact_id, name, kind, value_sealed FROM contact_attributes
             WHERE workspace_id = \(bind: workspaceId) AND contact_id IN (\(binds: contactIds))
             """).all()
         var result: [String: [String: AttributeValue]] = [:]
         for row in rows {
-            result[try row.decode(column: "contact_id", as: String.self), default: [:]][try row.decode(column: "name", as: String.self)] =
-                try Self.decodeAttribute(row)
+            let contactId = try row.decode(column: "contact_id", as: String.self)
+            let name = try row.decode(column: "name", as: String.self)
+            result[contactId, default: [:]][name] = try await decodeAttribute(row, contactId: contactId, name: name)
         }
         return result
     }
 
-    private static func decodeAttribute(_ row: any SQLRow) throws -> AttributeValue {
+    /// The row part of an attribute's seal context: one contact, one name.
+    static func attributeRow(_ contactId: String, _ name: String) -> String { "\(contactId)/\(name)" }
+
+    private func decodeAttribute(_ row: any SQLRow, contactId: String, name: String) async throws -> AttributeValue {
         let kind = AttributeValue.Kind(rawValue: try row.decode(column: "kind", as: String.self)) ?? .string
-        return AttributeValue(kind: kind, storageText: try row.decode(column: "value", as: String.self))
+        guard let sealed = try row.decode(column: "value_sealed", as: String?.self) else {
+            throw StorageError.corruptValue(column: "contact_attributes.value_sealed")
+        }
+        let text = try await vault.open(sealed, table: "contact_attributes", column: "value", row: Self.attributeRow(contactId, name))
+        return AttributeValue(kind: kind, storageText: text)
     }
 
-    private func decode(_ row: any SQLRow) throws -> Contact {
-        Contact(
-            id: try row.decode(column: "id", as: String.self),
+    private func decode(_ row: any SQLRow) async throws -> Contact {
+        let id = try row.decode(column: "id", as: String.self)
+        guard let sealed = try row.decode(column: "email_sealed", as: String?.self) else {
+            throw StorageError.corruptValue(column: "contacts.email_sealed")
+        }
+        return Contact(
+            id: id,
             workspaceId: workspaceId,
-            email: try EmailAddress(row.decode(column: "email", as: String.self)),
+            email: try EmailAddress(try await vault.open(sealed, table: "contacts", column: "email", row: id)),
             status: ContactStatus(rawValue: try row.decode(column: "status", as: String.self)) ?? .active,
             attributes: [:],
             createdAt: try row.decodeTimestamp("created_at"),
             updatedAt: try row.decodeTimestamp("updated_at")
         )
+    }
+}
+
+extension ContactRepository {
+    /// Seals the address of a contact stored before sealing existed, replacing the plaintext.
+    public func sealLegacy(contactId: String, email: EmailAddress) async throws {
+        try await db.raw("""
+            UPDATE contacts SET email_index = \(bind: emailIndex(email)), email_sealed = \(bind: try sealEmail(email, contactId: contactId))
+            WHERE workspace_id = \(bind: workspaceId) AND id = \(bind: contactId)
+            """).run()
+    }
+
+    /// Seals an attribute value stored before sealing existed, replacing the plaintext.
+    public func sealLegacyAttribute(contactId: String, name: String, text: String) async throws {
+        let sealed = try vault.seal(text, table: "contact_attributes", column: "value", row: Self.attributeRow(contactId, name))
+        try await db.raw("""
+            UPDATE contact_attributes SET value_index = \(bind: valueIndex(name: name, text: text)), value_sealed = \(bind: sealed)
+            WHERE workspace_id = \(bind: workspaceId) AND contact_id = \(bind: contactId) AND name = \(bind: name)
+            """).run()
     }
 }

@@ -45,7 +45,7 @@ func withTidings<T: Sendable>(
     let result: Result<T, any Error>
     do {
         result = .success(try await tidings.withDatabase { tidings in
-            try await tidings.migrator.migrate()
+            try await tidings.migrate()
             return try await body(tidings)
         })
     } catch {
