@@ -92,7 +92,7 @@ public struct Tidings: Sendable {
     public func makeRouter() throws -> Router<TidingsRequestContext> {
         let services = APIServices(
             contacts: contacts, events: events, apiKeys: apiKeys,
-            makeImport: { [environment] workspaceId, types in try ContactImport(environment, workspaceId: workspaceId, types: types) },
+            makeImport: { [environment] workspaceId, types, actor in try ContactImport(environment, workspaceId: workspaceId, types: types, by: actor) },
             isReady: { [migrator] in (try? await migrator.isCurrent()) ?? false },
             now: environment.now,
             importMaxBytes: configuration.importMaxBytes

@@ -29,7 +29,7 @@ struct APIKeysController {
         let scopes = try body.stringArray("scopes").map { names throws(DomainError) in try Scope.parseList(names) } ?? Scope.defaultForNewKeys
         let expiresAt = try body.timestamp("expiresAt")
         try body.rejectUnknownFields()
-        let issued = try await services.apiKeys.create(workspaceId: principal.workspaceId, name: name, scopes: scopes, expiresAt: expiresAt)
+        let issued = try await services.apiKeys.create(workspaceId: principal.workspaceId, name: name, scopes: scopes, expiresAt: expiresAt, by: context.actor)
         return JSONResponse.make(status: .created, APIKeyDTO(issued.key, now: services.now(), secret: issued.token.secret))
     }
 
@@ -41,7 +41,7 @@ struct APIKeysController {
 
     @Sendable func revoke(_ request: Request, context: TidingsRequestContext) async throws -> Response {
         let principal = try context.require(.admin)
-        let key = try await services.apiKeys.revoke(workspaceId: principal.workspaceId, id: try request.pathParameter("id", context: context))
+        let key = try await services.apiKeys.revoke(workspaceId: principal.workspaceId, id: try request.pathParameter("id", context: context), by: context.actor)
         return JSONResponse.make(status: .ok, APIKeyDTO(key, now: services.now()))
     }
 
@@ -55,7 +55,7 @@ struct APIKeysController {
             try body.rejectUnknownFields()
         }
         let issued = try await services.apiKeys.rotate(
-            workspaceId: principal.workspaceId, id: try request.pathParameter("id", context: context), overlap: overlap
+            workspaceId: principal.workspaceId, id: try request.pathParameter("id", context: context), overlap: overlap, by: context.actor
         )
         return JSONResponse.make(status: .ok, APIKeyDTO(issued.key, now: services.now(), secret: issued.token.secret))
     }

@@ -1,4 +1,5 @@
 import Foundation
+import TidingsDomain
 import TidingsServices
 
 /// The use cases the HTTP layer calls, handed in by the composition root.
@@ -7,7 +8,7 @@ public struct APIServices: Sendable {
     public var events: EventService
     public var apiKeys: APIKeyService
     /// Opens a CSV import for a workspace (the service keeps per-import state).
-    public var makeImport: @Sendable (_ workspaceId: String, _ types: String?) throws -> ContactImport
+    public var makeImport: @Sendable (_ workspaceId: String, _ types: String?, _ actor: AuditActor) throws -> ContactImport
     /// Database reachable and migrations current.
     public var isReady: @Sendable () async -> Bool
     public var now: @Sendable () -> Date
@@ -16,7 +17,7 @@ public struct APIServices: Sendable {
 
     public init(
         contacts: ContactService, events: EventService, apiKeys: APIKeyService,
-        makeImport: @escaping @Sendable (String, String?) throws -> ContactImport,
+        makeImport: @escaping @Sendable (String, String?, AuditActor) throws -> ContactImport,
         isReady: @escaping @Sendable () async -> Bool, now: @escaping @Sendable () -> Date,
         importMaxBytes: Int = 256 * 1024 * 1024
     ) {

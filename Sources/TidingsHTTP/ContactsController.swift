@@ -21,7 +21,7 @@ struct ContactsController {
     @Sendable func upsert(_ request: Request, context: TidingsRequestContext) async throws -> Response {
         let principal = try context.require(.contactsWrite)
         let body = try await JSONBody.object(request)
-        let result = try await services.contacts.upsert(workspaceId: principal.workspaceId, body: body)
+        let result = try await services.contacts.upsert(workspaceId: principal.workspaceId, body: body, by: context.actor)
         return JSONResponse.make(status: result.created ? .created : .ok, json: ContactDTO(result.contact).json)
     }
 
@@ -58,7 +58,7 @@ struct ContactsController {
     @Sendable func delete(_ request: Request, context: TidingsRequestContext) async throws -> Response {
         let principal = try context.require(.contactsWrite)
         let existed = try await services.contacts.delete(
-            workspaceId: principal.workspaceId, email: try request.pathParameter("email", context: context)
+            workspaceId: principal.workspaceId, email: try request.pathParameter("email", context: context), by: context.actor
         )
         struct Deleted: Encodable { var deleted: Bool }
         return JSONResponse.make(status: .ok, Deleted(deleted: existed))
@@ -77,7 +77,7 @@ struct ContactsController {
     @Sendable func export(_ request: Request, context: TidingsRequestContext) async throws -> Response {
         let principal = try context.require(.contactsRead)
         let export = try await services.contacts.export(
-            workspaceId: principal.workspaceId, email: try request.pathParameter("email", context: context)
+            workspaceId: principal.workspaceId, email: try request.pathParameter("email", context: context), by: context.actor
         )
         var response = JSONResponse.make(status: .ok, ExportDTO(export))
         response.headers[.contentDisposition] = "attachment; filename=\"contact-export.json\""
@@ -90,7 +90,7 @@ struct ContactsController {
         guard request.headers[.contentType] != nil else {
             throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "Send the file with Content-Type: text/csv.")
         }
-        var importer = try services.makeImport(principal.workspaceId, QueryParameters(request.uri.query)["types"])
+        var importer = try services.makeImport(principal.workspaceId, QueryParameters(request.uri.query)["types"], context.actor)
         var received = 0
         for try await chunk in request.body {
             let allowed = services.importMaxBytes - received

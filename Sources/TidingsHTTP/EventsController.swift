@@ -12,7 +12,7 @@ struct EventsController {
     @Sendable func record(_ request: Request, context: TidingsRequestContext) async throws -> Response {
         let principal = try context.require(.eventsWrite)
         let body = try await JSONBody.object(request)
-        let recorded = try await services.events.record(workspaceId: principal.workspaceId, body: body)
+        let recorded = try await services.events.record(workspaceId: principal.workspaceId, body: body, by: context.actor)
         return JSONResponse.make(status: .created, json: EventDTO(recorded).json)
     }
 }

@@ -18,6 +18,7 @@ struct RequestMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
         context.requestId = Self.requestId(from: request)
+        context.userAgent = request.headers[.userAgent]
         context.logger[metadataKey: "request_id"] = .string(context.requestId)
         context.logger[metadataKey: "hb.request.id"] = nil
         let started = ContinuousClock.now

@@ -11,12 +11,19 @@ public struct TidingsRequestContext: RequestContext {
     public var principal: Principal?
     /// The peer's address already truncated (/24, /48): the full address is never kept.
     public var clientNetwork: String?
+    /// The client's `User-Agent`, for the audit log.
+    public var userAgent: String?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.requestId = ""
         self.principal = nil
         self.clientNetwork = source.channel.remoteAddress?.ipAddress.flatMap(IPAddressTruncation.truncate)
+    }
+
+    /// Who the audit log names for changes made by this request.
+    public var actor: AuditActor {
+        AuditActor(kind: .apiKey, id: principal?.apiKeyId ?? "anonymous", network: clientNetwork, userAgent: userAgent)
     }
 
     /// The authenticated caller, after checking that its key carries `scope`.

@@ -24,7 +24,9 @@ public struct APIKeyService: Sendable {
         public var token: APIKeyToken
     }
 
-    public func create(workspaceId: String, name rawName: String, scopes: [Scope], expiresAt: Date?) async throws -> Issued {
+    public func create(
+        workspaceId: String, name rawName: String, scopes: [Scope], expiresAt: Date?, by actor: AuditActor
+    ) async throws -> Issued {
         let name = try DisplayName.validate(rawName, field: "name", maxLength: APIKey.maxNameLength)
         guard !scopes.isEmpty else { throw DomainError.invalid("invalid_scopes", "At least one scope is required.", field: "scopes") }
         let now = env.now()
@@ -37,11 +39,13 @@ public struct APIKeyService: Sendable {
             hint: token.hint, createdAt: now, expiresAt: expiresAt, revokedAt: nil, lastUsedAt: nil
         )
         let secretHash = env.hasher.hash(token.secret)
+        let audit = try await env.auditRecorder()
         try await env.database.transaction { db in
             guard try await WorkspaceRepository.exists(id: workspaceId, in: db) else {
                 throw DomainError.notFound("workspace_not_found", "No workspace with this id exists.")
             }
             try await APIKeyRepository(db, workspaceId: workspaceId).insert(key, secretHash: secretHash)
+            try await audit.record(Self.created(key), in: workspaceId, by: actor, db: db)
         }
         return Issued(key: key, token: token)
     }
@@ -58,12 +62,17 @@ public struct APIKeyService: Sendable {
     }
 
     /// Revokes at once. Revoking a revoked key changes nothing (idempotent).
-    public func revoke(workspaceId: String, id: String) async throws -> APIKey {
+    public func revoke(workspaceId: String, id: String, by actor: AuditActor) async throws -> APIKey {
         let now = env.now()
+        let audit = try await env.auditRecorder()
         let key = try await env.database.transaction { db in
             let repository = APIKeyRepository(db, workspaceId: workspaceId)
-            guard try await repository.find(id: id) != nil else { throw Self.notFound }
+            guard let before = try await repository.find(id: id) else { throw Self.notFound }
             try await repository.revoke(id: id, at: now)
+            if before.revokedAt == nil {
+                try await audit.record(AuditChange("api_key.revoked", target: ("api_key", id), summary: ["name": .string(before.name)]),
+                                       in: workspaceId, by: actor, db: db)
+            }
             return try await repository.find(id: id)!
         }
         recognised.forget(keyId: id)
@@ -71,7 +80,7 @@ public struct APIKeyService: Sendable {
     }
 
     /// Issues a new secret for the key; the previous secret keeps working for `overlap` seconds.
-    public func rotate(workspaceId: String, id: String, overlap: TimeInterval) async throws -> Issued {
+    public func rotate(workspaceId: String, id: String, overlap: TimeInterval, by actor: AuditActor) async throws -> Issued {
         guard overlap >= 0, overlap <= Self.maxRotationOverlap else {
             throw DomainError.invalid(
                 "invalid_overlap", "The overlap must be between 0 and \(Int(Self.maxRotationOverlap)) seconds.", field: "overlapSeconds"
@@ -80,6 +89,7 @@ public struct APIKeyService: Sendable {
         let now = env.now()
         let token = APIKeyToken.generate()
         let secretHash = env.hasher.hash(token.secret)
+        let audit = try await env.auditRecorder()
         let key = try await env.database.transaction { db in
             let repository = APIKeyRepository(db, workspaceId: workspaceId)
             guard let key = try await repository.find(id: id) else { throw Self.notFound }
@@ -90,10 +100,25 @@ public struct APIKeyService: Sendable {
                 id: id, newSecretHash: secretHash, newHint: token.hint,
                 oldSecretsValidUntil: now.addingTimeInterval(overlap), at: now
             )
+            try await audit.record(
+                AuditChange("api_key.rotated", target: ("api_key", id), summary: [
+                    "name": .string(key.name), "overlapSeconds": .number(overlap.rounded()), "hint": .string(token.hint),
+                ]),
+                in: workspaceId, by: actor, db: db
+            )
             return try await repository.find(id: id)!
         }
         recognised.forget(keyId: id)
         return Issued(key: key, token: token)
+    }
+
+    /// The audit record of a new key: what it may do, never its secret.
+    static func created(_ key: APIKey) -> AuditChange {
+        var summary: [String: JSONValue] = [
+            "name": .string(key.name), "scopes": .array(key.scopes.map { .string($0.rawValue) }), "hint": .string(key.hint),
+        ]
+        if let expiresAt = key.expiresAt { summary["expiresAt"] = .string(Timestamp.format(expiresAt)) }
+        return AuditChange("api_key.created", target: ("api_key", key.id), summary: summary)
     }
 
     /// Recognises a bearer token. Every failure is the same 401 to the caller, so a

@@ -39,6 +39,7 @@ public struct ContactImport: Sendable {
 
     private let env: ServiceEnvironment
     private let workspaceId: String
+    private let actor: AuditActor
     private let columnTypes: [String: AttributeValue.Kind]
     private var reader = CSVRowReader()
     private var header: (emailIndex: Int, names: [String?])?
@@ -46,9 +47,10 @@ public struct ContactImport: Sendable {
     private var result = Result()
 
     /// - Parameter types: the `types` query parameter, e.g. `plan:string,seats:number,trial_ends:date`.
-    public init(_ env: ServiceEnvironment, workspaceId: String, types: String?) throws(DomainError) {
+    public init(_ env: ServiceEnvironment, workspaceId: String, types: String?, by actor: AuditActor) throws(DomainError) {
         self.env = env
         self.workspaceId = workspaceId
+        self.actor = actor
         self.columnTypes = try Self.parseTypes(types)
     }
 
@@ -62,6 +64,7 @@ public struct ContactImport: Sendable {
     /// written (nothing accepted is dropped) and the counts returned; the unfinished row is not.
     public mutating func abandon() async throws -> Result {
         try await flush()
+        try await recordSummary(completed: false)
         return result
     }
 
@@ -73,7 +76,20 @@ public struct ContactImport: Sendable {
             throw DomainError.invalid("missing_header", "The CSV file is empty; its first line must name the columns, one of them 'email'.")
         }
         try await flush()
+        try await recordSummary(completed: true)
         return result
+    }
+
+    /// One `contacts.imported` event with the counts (each row's change is audited on its own).
+    private func recordSummary(completed: Bool) async throws {
+        let audit = try await env.auditRecorder()
+        let change = AuditChange("contacts.imported", summary: [
+            "created": .number(Double(result.created)), "updated": .number(Double(result.updated)),
+            "rejected": .number(Double(result.rejected)), "completed": .bool(completed),
+        ])
+        try await env.database.transaction { [workspaceId, actor] db in
+            try await audit.record(change, in: workspaceId, by: actor, db: db)
+        }
     }
 
     private mutating func handle(_ record: Swift.Result<CSVRow, CSVError>) async throws {
@@ -121,11 +137,12 @@ public struct ContactImport: Sendable {
         let now = env.now()
         let vault = try await env.keyring.vault(for: workspaceId)
         let items = pending.map {
-            ContactService.PendingUpsert(vault: vault, email: $0.email, changes: $0.changes, now: now)
+            ContactService.PendingUpsert(vault: vault, actor: actor, email: $0.email, changes: $0.changes, now: now)
         }
+        let audit = try await env.auditRecorder()
         let lines = pending.map(\.line)
         pending.removeAll(keepingCapacity: true)
-        let outcomes = try await env.database.transaction { db in try await ContactService.upsertEach(items, db: db) }
+        let outcomes = try await env.database.transaction { db in try await ContactService.upsertEach(items, db: db, audit: audit) }
         for (line, outcome) in zip(lines, outcomes) {
             switch outcome {
             case .success(let upserted) where upserted.created: result.created += 1

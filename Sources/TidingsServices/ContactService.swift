@@ -14,15 +14,16 @@ public struct ContactService: Sendable {
 
     public init(_ env: ServiceEnvironment) {
         self.env = env
-        let database = env.database
-        self.committer = GroupCommitter(maxBatch: 64) { pending in
-            try await database.transaction { db in try await Self.upsertEach(pending, db: db) }
+        self.committer = GroupCommitter(maxBatch: 64) { [env] pending in
+            let audit = try await env.auditRecorder()
+            return try await env.database.transaction { db in try await Self.upsertEach(pending, db: db, audit: audit) }
         }
     }
 
     /// One contact's change, validated and waiting to be written.
     struct PendingUpsert: Sendable {
         var vault: Vault
+        var actor: AuditActor
         var email: EmailAddress
         var changes: [String: AttributeValue?]
         var now: Date
@@ -38,29 +39,51 @@ public struct ContactService: Sendable {
     }
 
     /// The flat SendStreak body: `email` plus attributes; `null` removes an attribute.
-    public func upsert(workspaceId: String, body: [String: JSONValue]) async throws -> Upserted {
+    public func upsert(workspaceId: String, body: [String: JSONValue], by actor: AuditActor) async throws -> Upserted {
         var reader = BodyReader(body)
         let email = try EmailAddress(try reader.string("email", required: true)!)
         var attributes = body
         attributes["email"] = nil
         let changes = try AttributeMap.parse(attributes, fieldPrefix: "")
-        let pending = PendingUpsert(vault: try await env.keyring.vault(for: workspaceId), email: email, changes: changes, now: env.now())
+        let pending = PendingUpsert(
+            vault: try await env.keyring.vault(for: workspaceId), actor: actor, email: email, changes: changes, now: env.now()
+        )
         return try await committer.submit(pending).get()
     }
 
     /// Upserts each item in the caller's transaction. A broken domain rule (checked before
     /// anything of that item is written) fails only its item; the others still commit.
-    static func upsertEach(_ items: [PendingUpsert], db: any SQLDatabase) async throws -> [Result<Upserted, DomainError>] {
+    /// Each change is audited in the same transaction.
+    static func upsertEach(
+        _ items: [PendingUpsert], db: any SQLDatabase, audit: AuditRecorder
+    ) async throws -> [Result<Upserted, DomainError>] {
         var results: [Result<Upserted, DomainError>] = []
+        var records: [(stream: String, actor: AuditActor, change: AuditChange)] = []
         results.reserveCapacity(items.count)
         for item in items {
             do {
-                results.append(.success(try await upsert(db: db, vault: item.vault, email: item.email, changes: item.changes, now: item.now)))
+                let upserted = try await upsert(db: db, vault: item.vault, email: item.email, changes: item.changes, now: item.now)
+                results.append(.success(upserted))
+                records.append((item.vault.scope, item.actor, Self.auditChange(upserted, changes: item.changes, vault: item.vault)))
             } catch let error as DomainError {
                 results.append(.failure(error))
             }
         }
+        try await audit.record(records, db: db)
         return results
+    }
+
+    /// `contact.created` / `contact.updated`: which attributes changed, never their values;
+    /// the address only as the workspace's pseudonym.
+    static func auditChange(_ upserted: Upserted, changes: [String: AttributeValue?], vault: Vault) -> AuditChange {
+        var summary: [String: JSONValue] = ["email": .string(vault.pseudonym(upserted.contact.email.value))]
+        let set = changes.filter { $0.value != nil }.keys.sorted()
+        let removed = changes.filter { $0.value == nil }.keys.sorted()
+        if !set.isEmpty { summary["set"] = .array(set.map(JSONValue.string)) }
+        if !removed.isEmpty { summary["removed"] = .array(removed.map(JSONValue.string)) }
+        return AuditChange(
+            upserted.created ? "contact.created" : "contact.updated", target: ("contact", upserted.contact.id), summary: summary
+        )
     }
 
     /// Creates or updates one contact inside the caller's transaction.
@@ -93,11 +116,17 @@ public struct ContactService: Sendable {
 
     /// Removes the contact and everything tied to it. Returns whether it existed; deleting twice is fine.
     @discardableResult
-    public func delete(workspaceId: String, email rawEmail: String) async throws -> Bool {
+    public func delete(workspaceId: String, email rawEmail: String, by actor: AuditActor) async throws -> Bool {
         let email = try EmailAddress(rawEmail)
         let vault = try await env.keyring.vault(for: workspaceId)
+        let audit = try await env.auditRecorder()
         return try await env.database.transaction { db in
-            try await ContactRepository(db, vault: vault).delete(email: email)
+            guard let id = try await ContactRepository(db, vault: vault).delete(email: email) else { return false }
+            try await audit.record(
+                AuditChange("contact.deleted", target: ("contact", id), summary: ["email": .string(vault.pseudonym(email.value))]),
+                in: workspaceId, by: actor, db: db
+            )
+            return true
         }
     }
 
@@ -156,15 +185,24 @@ public struct ContactService: Sendable {
         public var generatedAt: Date
     }
 
-    public func export(workspaceId: String, email rawEmail: String) async throws -> Export {
+    /// Reading everything about a person is itself recorded (`contact.exported`).
+    public func export(workspaceId: String, email rawEmail: String, by actor: AuditActor) async throws -> Export {
         let email = try EmailAddress(rawEmail)
         let now = env.now()
         let vault = try await env.keyring.vault(for: workspaceId)
-        let (contact, stored) = try await env.database.read { db in
+        let audit = try await env.auditRecorder()
+        let (contact, stored) = try await env.database.transaction { db in
             guard let contact = try await ContactRepository(db, vault: vault).find(email: email) else {
                 throw Self.notFound
             }
-            return (contact, try await EventRepository(db, workspaceId: workspaceId).list(contactId: contact.id, afterId: nil, limit: nil))
+            let events = try await EventRepository(db, workspaceId: workspaceId).list(contactId: contact.id, afterId: nil, limit: nil)
+            try await audit.record(
+                AuditChange("contact.exported", target: ("contact", contact.id), summary: [
+                    "email": .string(vault.pseudonym(email.value)), "events": .number(Double(events.count)),
+                ]),
+                in: workspaceId, by: actor, db: db
+            )
+            return (contact, events)
         }
         var events: [ContactEvent] = []
         for event in stored { events.append(try await vault.openProperties(of: event)) }

@@ -15,9 +15,9 @@ public struct EventService: Sendable {
 
     public init(_ env: ServiceEnvironment) {
         self.env = env
-        let database = env.database
-        self.committer = GroupCommitter(maxBatch: Self.maxBatch) { pending in
-            try await database.transaction { db in try await Self.write(pending, db: db) }
+        self.committer = GroupCommitter(maxBatch: Self.maxBatch) { [env] pending in
+            let audit = try await env.auditRecorder()
+            return try await env.database.transaction { db in try await Self.write(pending, db: db, audit: audit) }
         }
     }
 
@@ -34,7 +34,7 @@ public struct EventService: Sendable {
     }
 
     /// `{email, slug, properties?, occurredAt?}`; creates the contact when missing, as SendStreak does.
-    public func record(workspaceId: String, body: [String: JSONValue]) async throws -> Recorded {
+    public func record(workspaceId: String, body: [String: JSONValue], by actor: AuditActor) async throws -> Recorded {
         var reader = BodyReader(body)
         let email = try EmailAddress(try reader.string("email", required: true)!)
         let slug = try EventSlug.normalise(try reader.string("slug", required: true)!)
@@ -53,12 +53,13 @@ public struct EventService: Sendable {
         )
         let vault = try await env.keyring.vault(for: workspaceId)
         let storable = StorableEvent(event, storedProperties: try vault.sealProperties(of: event))
-        return try await committer.submit(PendingEvent(vault: vault, storable: storable, email: email, newContactId: Identifier.make("ct", at: now)))
+        return try await committer.submit(PendingEvent(vault: vault, actor: actor, storable: storable, email: email, newContactId: Identifier.make("ct", at: now)))
     }
 
     /// A validated event whose contact may still have to be created.
     struct PendingEvent: Sendable {
         var vault: Vault
+        var actor: AuditActor
         var storable: StorableEvent
         var email: EmailAddress
         /// The id the contact gets if this event creates it.
@@ -66,8 +67,10 @@ public struct EventService: Sendable {
     }
 
     /// Writes a batch: the missing contacts in one statement, then the events in one, per workspace.
-    static func write(_ pending: [PendingEvent], db: any SQLDatabase) async throws -> [Recorded] {
+    /// Each event, and each contact it creates, is audited in the same transaction.
+    static func write(_ pending: [PendingEvent], db: any SQLDatabase, audit: AuditRecorder) async throws -> [Recorded] {
         var recorded = [Recorded?](repeating: nil, count: pending.count)
+        var records: [(stream: String, actor: AuditActor, change: AuditChange)] = []
         let byWorkspace = Dictionary(grouping: pending.indices, by: { pending[$0].storable.event.workspaceId })
         for (workspaceId, indices) in byWorkspace {
             let contacts = ContactRepository(db, vault: pending[indices[0]].vault)
@@ -93,9 +96,23 @@ public struct EventService: Sendable {
                 // Only the first event of a newly created contact reports the creation.
                 let contactCreated = created.contains(email.value) && creationReported.insert(email.value).inserted
                 recorded[index] = Recorded(event: storable.event, email: email, contactCreated: contactCreated)
+                let vault = pending[index].vault
+                let pseudonym = JSONValue.string(vault.pseudonym(email.value))
+                if contactCreated {
+                    records.append((workspaceId, pending[index].actor, AuditChange(
+                        "contact.created", target: ("contact", contactId), summary: ["email": pseudonym, "via": .string("event")]
+                    )))
+                }
+                records.append((workspaceId, pending[index].actor, AuditChange(
+                    "event.recorded", target: ("event", storable.event.id),
+                    summary: ["email": pseudonym, "slug": .string(storable.event.slug), "properties": .array(
+                        storable.event.properties.keys.sorted().map(JSONValue.string)
+                    )]
+                )))
             }
             try await EventRepository(db, workspaceId: workspaceId).insert(events)
         }
+        try await audit.record(records, db: db)
         return recorded.map { $0! }
     }
 }

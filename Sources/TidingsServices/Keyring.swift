@@ -13,7 +13,7 @@ import TidingsStorage
 public final class Keyring: Sendable {
     private struct Cache {
         var vaults: [String: Vault] = [:]
-        var signer: Curve25519.Signing.PrivateKey?
+        var signer: CheckpointSigner?
     }
 
     private let database: any DatabaseClient
@@ -41,15 +41,14 @@ public final class Keyring: Sendable {
     }
 
     /// The instance's key for signing audit checkpoints (Ed25519), created on first use.
-    public func signingKey() async throws -> Curve25519.Signing.PrivateKey {
-        if let key = cache.withLock({ $0.signer }) { return key }
+    public func checkpointSigner() async throws -> CheckpointSigner {
+        if let signer = cache.withLock({ $0.signer }) { return signer }
         let scope = Vault.instanceScope
         var stored = try await database.read { db in try await WorkspaceKeyRepository(db, workspaceId: scope).list(.signing) }
         if stored.isEmpty {
-            let fresh = Curve25519.Signing.PrivateKey()
-            let candidate = try await storedKey(
-                prefix: "sk", purpose: .signing, material: SymmetricKey(data: fresh.rawRepresentation), scope: scope
-            )
+            let fresh = CheckpointSigner.generate()
+            let candidate = try await storedKey(prefix: "sk", purpose: .signing, material: SymmetricKey(data: fresh.rawRepresentation), scope: scope)
+            // At most one signing key: whoever inserts first wins, everyone reads it back.
             stored = try await database.transaction { db in
                 let repository = WorkspaceKeyRepository(db, workspaceId: scope)
                 try await repository.insert(candidate)
@@ -58,9 +57,9 @@ public final class Keyring: Sendable {
         }
         guard let first = stored.first else { throw SealingError.unknownKey("signing") }
         let material = try await provider.unwrap(first.wrapped, for: scope)
-        let key = try material.withUnsafeBytes { try Curve25519.Signing.PrivateKey(rawRepresentation: Data($0)) }
-        cache.withLock { $0.signer = key }
-        return key
+        let signer = try material.withUnsafeBytes { try CheckpointSigner(rawRepresentation: Data($0)) }
+        cache.withLock { $0.signer = signer }
+        return signer
     }
 
     /// Starts a new data key for the scope: new values are sealed with it at once, older

@@ -19,7 +19,9 @@ public struct WorkspaceService: Sendable {
     }
 
     /// Creates a workspace and its first API key, with the `admin` scope, in one transaction.
-    public func create(name rawName: String, ownerEmail rawEmail: String, environment: DeploymentEnvironment) async throws -> Created {
+    public func create(
+        name rawName: String, ownerEmail rawEmail: String, environment: DeploymentEnvironment, by actor: AuditActor
+    ) async throws -> Created {
         let name = try Workspace.validateName(rawName)
         let ownerEmail = try EmailAddress(rawEmail, field: "ownerEmail")
         let now = env.now()
@@ -34,9 +36,18 @@ public struct WorkspaceService: Sendable {
         )
         let secretHash = env.hasher.hash(token.secret)
         let instance = try await env.keyring.vault(for: Vault.instanceScope)
+        let audit = try await env.auditRecorder()
         try await env.database.transaction { db in
             try await WorkspaceRepository(db, instance: instance).insert(workspace)
             try await APIKeyRepository(db, workspaceId: workspace.id).insert(key, secretHash: secretHash)
+            let created = AuditChange("workspace.created", target: ("workspace", workspace.id), summary: [
+                "name": .string(name), "environment": .string(environment.rawValue), "ownerEmail": .string(instance.pseudonym(ownerEmail.value)),
+            ])
+            try await audit.record([
+                (Vault.instanceScope, actor, created),
+                (workspace.id, actor, created),
+                (workspace.id, actor, APIKeyService.created(key)),
+            ], db: db)
         }
         env.logger.info("Workspace created", metadata: ["workspace": "\(workspace.id)", "api_key": "\(key.id)"])
         return Created(workspace: workspace, apiKey: key, token: token)

@@ -31,7 +31,7 @@ struct APIKeyCommand: AsyncParsableCommand {
             }
             let (workspace, name, json) = (workspace, name, json)
             try await settings.withTidings { [expiry] tidings in
-                let issued = try await tidings.apiKeys.create(workspaceId: workspace, name: name, scopes: scopes, expiresAt: expiry)
+                let issued = try await tidings.apiKeys.create(workspaceId: workspace, name: name, scopes: scopes, expiresAt: expiry, by: .commandLine)
                 if json {
                     try printJSON(["id": issued.key.id, "apiKey": issued.token.secret, "scopes": issued.key.scopes.map(\.rawValue)])
                 } else {
@@ -69,7 +69,7 @@ struct APIKeyCommand: AsyncParsableCommand {
         func run() async throws {
             let (workspace, id) = (workspace, id)
             try await settings.withTidings { tidings in
-                _ = try await tidings.apiKeys.revoke(workspaceId: workspace, id: id)
+                _ = try await tidings.apiKeys.revoke(workspaceId: workspace, id: id, by: .commandLine)
                 print("API key \(id) revoked.")
             }
         }
@@ -86,7 +86,7 @@ struct APIKeyCommand: AsyncParsableCommand {
         func run() async throws {
             let (workspace, id, overlap) = (workspace, id, overlapSeconds)
             try await settings.withTidings { tidings in
-                let issued = try await tidings.apiKeys.rotate(workspaceId: workspace, id: id, overlap: TimeInterval(overlap))
+                let issued = try await tidings.apiKeys.rotate(workspaceId: workspace, id: id, overlap: TimeInterval(overlap), by: .commandLine)
                 print("API key \(id) rotated; the old secret works for \(overlap) more seconds. New secret, shown once:")
                 print(issued.token.secret)
             }

@@ -27,7 +27,7 @@ struct WorkspaceCommand: AsyncParsableCommand {
             let (name, ownerEmail, json) = (name, ownerEmail, json)
             try await settings.withTidings { tidings in
                 let created = try await tidings.workspaces.create(
-                    name: name, ownerEmail: ownerEmail, environment: tidings.configuration.environment
+                    name: name, ownerEmail: ownerEmail, environment: tidings.configuration.environment, by: .commandLine
                 )
                 if json {
                     try printJSON(["workspaceId": created.workspace.id, "apiKey": created.token.secret])

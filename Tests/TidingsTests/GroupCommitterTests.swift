@@ -62,7 +62,7 @@ struct GroupCommitterTests {
                     group.addTask {
                         try await tidings.events.record(
                             workspaceId: workspace.id,
-                            body: ["email": .string("burst@example.com"), "slug": .string("clicked"), "properties": .object(["n": .number(Double(index))])]
+                            body: ["email": .string("burst@example.com"), "slug": .string("clicked"), "properties": .object(["n": .number(Double(index))])], by: .tester
                         ).contactCreated
                     }
                 }

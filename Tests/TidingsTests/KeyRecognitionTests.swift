@@ -28,7 +28,7 @@ struct KeyRecognitionTests {
         let clock = TestClock()
         try await withAPI(backend, clock: clock) { api, tidings in
             let workspace = try await tidings.makeWorkspace()
-            let reader = try await tidings.apiKeys.create(workspaceId: workspace.id, name: "reader", scopes: [.contactsRead], expiresAt: nil)
+            let reader = try await tidings.apiKeys.create(workspaceId: workspace.id, name: "reader", scopes: [.contactsRead], expiresAt: nil, by: .tester)
             #expect(try await api.get("/v1/contacts", key: reader.token.secret).status == .ok)
             #expect(try await api.delete("/v1/api-keys/\(reader.key.id)", key: workspace.key).status == .ok)
             #expect(try await api.get("/v1/contacts", key: reader.token.secret).status == .unauthorized)

@@ -68,7 +68,7 @@ struct KeyringTests {
             let a = try await tidings.makeWorkspace(name: "A")
             let b = try await tidings.makeWorkspace(name: "B")
             for (workspace, email) in [(a, "ada@example.com"), (a, "bob@example.com"), (b, "eve@example.com")] {
-                _ = try await tidings.contacts.upsert(workspaceId: workspace.id, body: ["email": .string(email), "plan": .string("pro-\(email)")])
+                _ = try await tidings.contacts.upsert(workspaceId: workspace.id, body: ["email": .string(email), "plan": .string("pro-\(email)")], by: .tester)
             }
             // Copy Ada's sealed address and attribute onto Bob (same workspace), and onto Eve (other workspace).
             try await tidings.database.transaction { db in

@@ -27,7 +27,7 @@ struct StorageTests {
                 for index in 0..<20 {
                     group.addTask {
                         try await tidings.contacts.upsert(
-                            workspaceId: workspace.id, body: ["email": .string("race@example.com"), "n": .number(Double(index))]
+                            workspaceId: workspace.id, body: ["email": .string("race@example.com"), "n": .number(Double(index))], by: .tester
                         ).created
                     }
                 }
@@ -44,7 +44,7 @@ struct StorageTests {
         try await withTidings(backend) { tidings in
             let a = try await tidings.makeWorkspace(name: "A")
             let b = try await tidings.makeWorkspace(name: "B")
-            _ = try await tidings.contacts.upsert(workspaceId: a.id, body: ["email": .string("shared@example.com"), "plan": .string("a")])
+            _ = try await tidings.contacts.upsert(workspaceId: a.id, body: ["email": .string("shared@example.com"), "plan": .string("a")], by: .tester)
             let email = try EmailAddress("shared@example.com")
             let vaultOfB = try await tidings.keyring.vault(for: b.id)
             let seenByB = try await tidings.database.read { db in
@@ -54,7 +54,7 @@ struct StorageTests {
             let deletedByB = try await tidings.database.transaction { db in
                 try await ContactRepository(db, vault: vaultOfB).delete(email: email)
             }
-            #expect(deletedByB == false)
+            #expect(deletedByB == nil)
             let keysOfB = try await tidings.database.read { db in try await APIKeyRepository(db, workspaceId: b.id).list() }
             #expect(keysOfB.allSatisfy { $0.workspaceId == b.id })
             #expect(try await tidings.contacts.get(workspaceId: a.id, email: "shared@example.com").attributes["plan"] == .string("a"))
@@ -90,8 +90,8 @@ struct SecretsAtRestTests {
     func keysAreNotStored(backend: TestBackend) async throws {
         try await withTidings(backend) { tidings in
             let workspace = try await tidings.makeWorkspace()
-            let issued = try await tidings.apiKeys.create(workspaceId: workspace.id, name: "ci", scopes: [.contactsRead], expiresAt: nil)
-            let rotated = try await tidings.apiKeys.rotate(workspaceId: workspace.id, id: issued.key.id, overlap: 60)
+            let issued = try await tidings.apiKeys.create(workspaceId: workspace.id, name: "ci", scopes: [.contactsRead], expiresAt: nil, by: .tester)
+            let rotated = try await tidings.apiKeys.rotate(workspaceId: workspace.id, id: issued.key.id, overlap: 60, by: .tester)
             let secrets = [workspace.key, issued.token.secret, rotated.token.secret]
             // Everything the key tables hold, as text.
             let stored = try await tidings.database.read { db in

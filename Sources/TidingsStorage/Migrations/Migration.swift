@@ -30,5 +30,6 @@ public enum Migrations {
         IndexEventsByContact(),
         CreateWorkspaceKeys(),
         SealPersonalData(),
+        CreateAuditLog(),
     ]
 }

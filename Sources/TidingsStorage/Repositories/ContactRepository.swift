@@ -142,11 +142,11 @@ public struct ContactRepository: Sendable {
             """).run()
     }
 
-    /// Deletes the contact and, through foreign keys, its attributes and events. Returns whether it existed.
-    public func delete(email: EmailAddress) async throws -> Bool {
+    /// Deletes the contact and, through foreign keys, its attributes and events. Returns its id if it existed.
+    public func delete(email: EmailAddress) async throws -> String? {
         try await db.raw("""
             DELETE FROM contacts WHERE workspace_id = \(bind: workspaceId) AND email_index = \(bind: emailIndex(email)) RETURNING id
-            """).first() != nil
+            """).first()?.decode(column: "id", as: String.self)
     }
 
     /// Contacts in id (creation) order after `afterId`, at most `limit`.

@@ -63,7 +63,7 @@ struct TestWorkspace: Sendable {
 
 extension Tidings {
     func makeWorkspace(name: String = "Acme") async throws -> TestWorkspace {
-        let created = try await workspaces.create(name: name, ownerEmail: "owner@acme.test", environment: .production)
+        let created = try await workspaces.create(name: name, ownerEmail: "owner@acme.test", environment: .production, by: .tester)
         return TestWorkspace(id: created.workspace.id, key: created.token.secret)
     }
 }
@@ -131,4 +131,9 @@ struct TestClient: Sendable {
     func delete(_ uri: String, key: String?) async throws -> Reply {
         try await request(.delete, uri, key: key)
     }
+}
+
+extension AuditActor {
+    /// The actor of changes a test makes directly through the services.
+    static let tester = AuditActor(kind: .operator, id: "test-suite")
 }
