@@ -39,7 +39,15 @@ public struct JSONLogHandler: LogHandler {
 
 public enum LogSetup {
     /// Installs the process-wide log handler once, at start-up.
+    private static let bootstrapped = Mutex(false)
+
+    /// Installs the log handler; the first call wins (swift-log allows one per process,
+    /// and a command may open Tidings more than once).
     public static func bootstrap(format: TidingsConfiguration.LogFormat, level: Logger.Level) {
+        guard bootstrapped.withLock({ done in
+            defer { done = true }
+            return !done
+        }) else { return }
         LoggingSystem.bootstrap { label in
             var handler: any LogHandler = switch format {
             case .json: JSONLogHandler(label: label)

@@ -23,6 +23,7 @@ public struct Tidings: Sendable {
     public let apiKeys: APIKeyService
     public let contacts: ContactService
     public let events: EventService
+    public var audit: AuditService { AuditService(environment) }
     public var migrator: Migrator { Migrator(database: database, logger: logger) }
 
     /// Applies pending migrations, then seals any personal data still stored in the clear
@@ -91,7 +92,7 @@ public struct Tidings: Sendable {
     /// The HTTP router with every route (also what the OpenAPI contract test inspects).
     public func makeRouter() throws -> Router<TidingsRequestContext> {
         let services = APIServices(
-            contacts: contacts, events: events, apiKeys: apiKeys,
+            contacts: contacts, events: events, apiKeys: apiKeys, audit: audit,
             makeImport: { [environment] workspaceId, types, actor in try ContactImport(environment, workspaceId: workspaceId, types: types, by: actor) },
             isReady: { [migrator] in (try? await migrator.isCurrent()) ?? false },
             now: environment.now,
@@ -122,7 +123,11 @@ public struct Tidings: Sendable {
         let server = MigratingServer(migrate: { [self] in try await self.migrate() }, application: try buildApplication())
         let group = ServiceGroup(configuration: .init(
             // Shut down in reverse order: the server drains before the database closes.
-            services: [.init(service: database), .init(service: server)],
+            services: [
+                .init(service: database),
+                .init(service: AuditCheckpointer(audit: audit, interval: .seconds(60), logger: logger)),
+                .init(service: server),
+            ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         ))

@@ -49,6 +49,7 @@ public func buildRouter(services: APIServices) throws -> Router<TidingsRequestCo
     ContactsController(services: services).register(on: routes)
     EventsController(services: services).register(on: routes)
     APIKeysController(services: services).register(on: routes)
+    AuditController(services: services).register(on: routes)
     return router
 }
 

@@ -7,6 +7,7 @@ public struct APIServices: Sendable {
     public var contacts: ContactService
     public var events: EventService
     public var apiKeys: APIKeyService
+    public var audit: AuditService
     /// Opens a CSV import for a workspace (the service keeps per-import state).
     public var makeImport: @Sendable (_ workspaceId: String, _ types: String?, _ actor: AuditActor) throws -> ContactImport
     /// Database reachable and migrations current.
@@ -16,7 +17,7 @@ public struct APIServices: Sendable {
     public var importMaxBytes: Int
 
     public init(
-        contacts: ContactService, events: EventService, apiKeys: APIKeyService,
+        contacts: ContactService, events: EventService, apiKeys: APIKeyService, audit: AuditService,
         makeImport: @escaping @Sendable (String, String?, AuditActor) throws -> ContactImport,
         isReady: @escaping @Sendable () async -> Bool, now: @escaping @Sendable () -> Date,
         importMaxBytes: Int = 256 * 1024 * 1024
@@ -25,6 +26,7 @@ public struct APIServices: Sendable {
         self.contacts = contacts
         self.events = events
         self.apiKeys = apiKeys
+        self.audit = audit
         self.makeImport = makeImport
         self.isReady = isReady
         self.now = now

@@ -50,8 +50,8 @@ public struct AuditService: Sendable {
         self.env = env
     }
 
-    public static let maxPageSize = 1000
-    public static let defaultPageSize = 100
+    public static let maxPageSize = 500
+    public static let defaultPageSize = 50
 
     /// A workspace's events, newest first unless `oldestFirst`.
     public func list(

@@ -154,6 +154,22 @@ struct LiveServerTests {
         }
         #expect(!logged.stderr.contains("json@docs.test"))
 
+        // The audit log of what these commands did verifies, and rotating keys keeps it readable.
+        let verified = try server.command(["audit", "verify"])
+        #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
+        #expect(verified.stdout.contains("\(workspaceId): intact"))
+        let rotatedData = try server.command(["keys", "rotate-data-key", "--workspace", workspaceId])
+        #expect(rotatedData.status == 0, "\(rotatedData.stderr)")
+        let rotatedKEK = try server.command(["keys", "rotate-kek"])
+        #expect(rotatedKEK.status == 0, "\(rotatedKEK.stderr)")
+        #expect(rotatedKEK.stdout.contains("Re-wrapped"))
+        let listed = try server.command(["workspace", "list"])
+        #expect(listed.status == 0 && listed.stdout.contains(workspaceId), "sealed data still opens after both rotations: \(listed.stderr)")
+        let verifiedJSON = try server.command(["audit", "verify", "--workspace", workspaceId, "--json"])
+        let report = try JSONSerialization.jsonObject(with: Data(verifiedJSON.stdout.utf8)) as? [String: Any]
+        #expect(report?["intact"] as? Bool == true)
+        #expect((report?["events"] as? Int ?? 0) >= 5, "workspace, keys and the data-key rotation are recorded")
+
         let bad = try server.command(["workspace", "create", "--name", "Bad", "--owner-email", "not-an-address"])
         #expect(bad.status != 0)
         #expect(bad.stderr.contains("email"))
