@@ -44,6 +44,7 @@ public struct SealingRetrofit: Sendable {
             sealed += try await retrofit(workspaceId: workspaceId)
         }
         if sealed > 0 {
+            try await env.database.discardReplacedContent(of: ["workspaces", "contacts", "contact_attributes"])
             env.logger.notice("Sealed personal data stored before sealing existed", metadata: ["values": "\(sealed)"])
         }
         return sealed

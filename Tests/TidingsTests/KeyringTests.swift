@@ -125,4 +125,58 @@ struct KeyringTests {
             #expect(clear == 0)
         }
     }
+
+    @Test("Rotating a data key re-seals every value, deletes the old key, and loses nothing", arguments: TestBackend.all)
+    func dataKeyRotation(backend: TestBackend) async throws {
+        try await withTidings(backend) { tidings in
+            let workspace = try await tidings.makeWorkspace()
+            for index in 0..<3 {
+                _ = try await tidings.contacts.upsert(workspaceId: workspace.id, body: ["email": .string("r\(index)@example.com"), "plan": .string("p\(index)")], by: .tester)
+                _ = try await tidings.events.record(workspaceId: workspace.id, body: [
+                    "email": .string("r\(index)@example.com"), "slug": .string("paid"), "properties": .object(["n": .number(Double(index))]),
+                ], by: .tester)
+            }
+            let before = try await tidings.database.read { db in try await WorkspaceKeyRepository(db, workspaceId: workspace.id).list(.data) }
+            let result = try await KeyRotation(tidings.environment).rotateDataKey(scope: workspace.id, by: .tester)
+            #expect(result.resealed == 9, "3 emails, 3 attribute values, 3 event properties")
+            #expect(result.retiredKeysDeleted == 1)
+            let after = try await tidings.database.read { db in try await WorkspaceKeyRepository(db, workspaceId: workspace.id).list(.data) }
+            #expect(after.map(\.id) == [result.newKeyId])
+            #expect(!after.contains { $0.id == before.first?.id })
+            // Every value opens with the new key alone.
+            let fresh = Keyring(database: tidings.database, provider: try LocalKeyProvider.loadOrCreate(at: tidings.configuration.kekFile))
+            let environment = ServiceEnvironment(
+                database: tidings.database, hasher: tidings.environment.hasher, keyring: fresh, logger: tidings.logger
+            )
+            let contact = try await ContactService(environment).get(workspaceId: workspace.id, email: "r2@example.com")
+            #expect(contact.attributes["plan"] == .string("p2"))
+            let events = try await ContactService(environment).events(workspaceId: workspace.id, email: "r1@example.com", cursor: nil, limit: nil)
+            #expect(events.items.first?.properties["n"] == .number(1))
+            let audited = try await tidings.audit.list(workspaceId: workspace.id, filter: .init(action: "keys.data_key_rotated"), cursor: nil, limit: nil)
+            #expect(audited.items.count == 1)
+        }
+    }
+
+    @Test("Every sealed column of the schema is known to data-key rotation", arguments: TestBackend.all)
+    func sealedColumnsAreRegistered(backend: TestBackend) async throws {
+        try await withTidings(backend) { tidings in
+            let columns = try await tidings.database.read { db in
+                let query: SQLQueryString = backend == .sqlite
+                    ? """
+                      SELECT m.name AS table_name, p.name AS column_name FROM sqlite_master m, pragma_table_info(m.name) p
+                      WHERE m.type = 'table' AND p.name LIKE '%_sealed'
+                      """
+                    : """
+                      SELECT table_name::text AS table_name, column_name::text AS column_name FROM information_schema.columns
+                      WHERE table_schema = current_schema() AND column_name LIKE '%\\_sealed'
+                      """
+                return try await db.raw(query).all().map {
+                    "\(try $0.decode(column: "table_name", as: String.self)).\(try $0.decode(column: "column_name", as: String.self))"
+                }
+            }
+            let registered = Set(SealedColumn.all.map { "\($0.table).\($0.storedIn)" })
+            #expect(!columns.isEmpty)
+            #expect(Set(columns).isSubset(of: registered), "unregistered: \(Set(columns).subtracting(registered))")
+        }
+    }
 }

@@ -22,6 +22,11 @@ public protocol DatabaseClient: Service {
     /// Runs `body` inside one transaction: committed when it returns, rolled back when it throws.
     func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T
 
+    /// Removes the copies of replaced or deleted rows that the database keeps on its own —
+    /// SQLite's WAL frames, PostgreSQL's dead row versions — after plaintext in `tables`
+    /// has been overwritten with sealed values.
+    func discardReplacedContent(of tables: [String]) async throws
+
     /// Closes every connection.
     func close() async throws
 }

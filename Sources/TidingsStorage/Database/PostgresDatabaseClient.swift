@@ -42,6 +42,13 @@ public final class PostgresDatabaseClient: DatabaseClient {
         }
     }
 
+    /// VACUUM frees the dead row versions an UPDATE leaves behind (it cannot run in a transaction).
+    public func discardReplacedContent(of tables: [String]) async throws {
+        try await read { db in
+            for table in tables { try await db.raw("VACUUM \(ident: table)").run() }
+        }
+    }
+
     public func transaction<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         await started.wait()
         // BEGIN/COMMIT by hand rather than `withTransaction`, which wraps the body's errors:

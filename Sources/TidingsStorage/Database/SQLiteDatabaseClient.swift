@@ -107,6 +107,19 @@ public final class SQLiteDatabaseClient: DatabaseClient {
         }
     }
 
+    /// Rows are overwritten in place with `secure_delete`; the WAL still holds the earlier
+    /// page images until a checkpoint that truncates it.
+    public func discardReplacedContent(of tables: [String]) async throws {
+        await writeLock.lock()
+        do {
+            try await Self.execute(writer, "PRAGMA wal_checkpoint(TRUNCATE)")
+            await writeLock.unlock()
+        } catch {
+            await writeLock.unlock()
+            throw error
+        }
+    }
+
     /// Nothing to drive; waits for the service group to shut down, then closes the connections.
     /// (When the group is cancelled instead, whoever ran the group closes them.)
     public func run() async throws {

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Testing
 import TidingsStorage
 
 /// The database backends a suite runs on. `scripts/test` runs both; a backend that
@@ -55,6 +56,7 @@ enum TestBackend: String, CustomStringConvertible, Sendable {
 
 /// A temporary directory and a fresh, empty database of one backend, for one test.
 struct Scratch: Sendable {
+    let backend: TestBackend
     let directory: URL
     let databaseURL: String
     private let dropDatabase: @Sendable () async -> Void
@@ -63,11 +65,13 @@ struct Scratch: Sendable {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tidings-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let database = try await backend.makeDatabase(in: directory)
-        return Scratch(directory: directory, databaseURL: database.url, dropDatabase: database.drop)
+        return Scratch(backend: backend, directory: directory, databaseURL: database.url, dropDatabase: database.drop)
     }
 
-    /// Drops the database and deletes the directory.
-    func remove() async {
+    /// Scans raw storage for anything that should only be stored sealed (see `StorageScan`),
+    /// then drops the database and deletes the directory.
+    func remove(scan: Bool = true, sourceLocation: SourceLocation = #_sourceLocation) async {
+        if scan { StorageScan.check(self, sourceLocation: sourceLocation) }
         await dropDatabase()
         try? FileManager.default.removeItem(at: directory)
     }

@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import Synchronization
+import Testing
 import TidingsApp
 import TidingsDomain
 import TidingsServices
@@ -46,7 +47,10 @@ func withTidings<T: Sendable>(
     do {
         result = .success(try await tidings.withDatabase { tidings in
             try await tidings.migrate()
-            return try await body(tidings)
+            let value = try await body(tidings)
+            // While the database is open its WAL still holds recent pages: scan them too.
+            if backend == .sqlite { StorageScan.check(scratch) }
+            return value
         })
     } catch {
         result = .failure(error)
