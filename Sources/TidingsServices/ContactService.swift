@@ -45,9 +45,10 @@ public struct ContactService: Sendable {
         var attributes = body
         attributes["email"] = nil
         let changes = try AttributeMap.parse(attributes, fieldPrefix: "")
-        let pending = PendingUpsert(
-            vault: try await env.keyring.vault(for: workspaceId), actor: actor, email: email, changes: changes, now: env.now()
-        )
+        let vault = try await env.keyring.vault(for: workspaceId)
+        // People appear in logs only as the workspace's pseudonym: stable, and meaningless without its key.
+        env.logger.debug("Contact upsert", metadata: ["workspace": "\(workspaceId)", "contact": "\(vault.pseudonym(email.value))"])
+        let pending = PendingUpsert(vault: vault, actor: actor, email: email, changes: changes, now: env.now())
         return try await committer.submit(pending).get()
     }
 
@@ -122,6 +123,7 @@ public struct ContactService: Sendable {
         let audit = try await env.auditRecorder()
         return try await env.database.transaction { db in
             guard let id = try await ContactRepository(db, vault: vault).delete(email: email) else { return false }
+            env.logger.debug("Contact deleted", metadata: ["workspace": "\(workspaceId)", "contact": "\(vault.pseudonym(email.value))"])
             try await audit.record(
                 AuditChange("contact.deleted", target: ("contact", id), summary: ["email": .string(vault.pseudonym(email.value))]),
                 in: workspaceId, by: actor, db: db

@@ -26,7 +26,7 @@ struct RawStorageScanTests {
             ],
             environment: [:]
         )
-        let tidings = try await Tidings.open(configuration, logger: .init(label: "scan"))
+        let tidings = try await Tidings.open(configuration, logger: TestLog.logger("scan"))
         let secrets = try await tidings.withDatabase { tidings in
             try await tidings.migrate()
             let application = try tidings.buildApplication()
@@ -79,7 +79,7 @@ struct RawStorageScanTests {
             flags: [TidingsConfiguration.Key.dataDir: scratch.directory.path, TidingsConfiguration.Key.databaseURL: scratch.databaseURL],
             environment: [:]
         )
-        try await Tidings.open(configuration, logger: .init(label: "scan")).withDatabase { tidings in
+        try await Tidings.open(configuration, logger: TestLog.logger("scan")).withDatabase { tidings in
             try await tidings.migrate()
             try await tidings.database.transaction { db in
                 try await db.raw("CREATE TABLE careless (note TEXT)").run()

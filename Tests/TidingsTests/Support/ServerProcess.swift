@@ -33,6 +33,8 @@ final class ServerProcess: @unchecked Sendable {
         self.dataDirectory = dataDirectory
         self.logFile = dataDirectory.appendingPathComponent("server.log")
         var environment = ProcessInfo.processInfo.environment
+        // When the suite's logs are captured, servers log everything, so a leak at any level shows.
+        if TestLog.path != nil { environment["TIDINGS_LOG_LEVEL"] = "trace" }
         environment["TIDINGS_DATA_DIR"] = dataDirectory.appendingPathComponent("data").path
         environment["TIDINGS_DATABASE_URL"] = databaseURL
         environment.merge(extraEnvironment) { $1 }
@@ -41,6 +43,7 @@ final class ServerProcess: @unchecked Sendable {
 
     /// Starts `tidings serve` on a free port and waits until it answers `/healthz`.
     func start() async throws {
+        TestLog.append(log)  // a previous server's output in this directory, before it is replaced
         FileManager.default.createFile(atPath: logFile.path, contents: nil)
         let handle = try FileHandle(forWritingTo: logFile)
         process.executableURL = URL(fileURLWithPath: try Self.binary)
@@ -77,6 +80,7 @@ final class ServerProcess: @unchecked Sendable {
 
     /// Sends SIGTERM and returns the exit status once the process has stopped.
     func stop(timeout: TimeInterval = 15) async throws -> Int32 {
+        defer { TestLog.append(log) }
         guard process.isRunning else { return process.terminationStatus }
         process.terminate()
         let deadline = Date().addingTimeInterval(timeout)
@@ -92,7 +96,9 @@ final class ServerProcess: @unchecked Sendable {
 
     /// Runs another `tidings` command against the same data directory and database.
     func command(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        try run(try Self.binary, arguments, environment: environment)
+        let result = try run(try Self.binary, arguments, environment: environment)
+        TestLog.append(result.stderr)
+        return result
     }
 }
 

@@ -34,8 +34,7 @@ func withTidings<T: Sendable>(
         ].merging(flags) { $1 },
         environment: [:]
     )
-    var logger = Logger(label: "test")
-    logger.logLevel = .warning
+    let logger = TestLog.logger("test")
     let now: @Sendable () -> Date
     if let clock {
         now = { clock.now }
