@@ -32,6 +32,7 @@ let package = Package(
             dependencies: [
                 "TidingsDomain",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]
         ),
         // Repositories over SQLKit, migrations, SQLite and PostgreSQL clients.
