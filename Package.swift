@@ -65,6 +65,7 @@ let package = Package(
             name: "TidingsHTTP",
             dependencies: [
                 "TidingsDomain",
+                "TidingsStorage",
                 "TidingsServices",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -24,6 +24,8 @@ public struct Tidings: Sendable {
     public let contacts: ContactService
     public let events: EventService
     public var audit: AuditService { AuditService(environment) }
+    public let accounts: AccountService
+    public let accountSettings: AccountService.Settings
     public var migrator: Migrator { Migrator(database: database, logger: logger) }
 
     /// Applies pending migrations, then seals any personal data still stored in the clear
@@ -54,12 +56,15 @@ public struct Tidings: Sendable {
         }
         let keyring = Keyring(database: database, provider: try LocalKeyProvider.loadOrCreate(at: configuration.kekFile), now: now)
         let environment = ServiceEnvironment(database: database, hasher: SecretHasher(key: hashKey), keyring: keyring, now: now, logger: logger)
-        return Tidings(configuration: configuration, database: database, environment: environment, keyring: keyring, logger: logger)
+        return Tidings(
+            configuration: configuration, database: database, environment: environment, keyring: keyring, logger: logger,
+            commonPasswords: Self.loadCommonPasswords(configuration.commonPasswordsFile, logger: logger)
+        )
     }
 
     private init(
         configuration: TidingsConfiguration, database: any DatabaseClient, environment: ServiceEnvironment,
-        keyring: Keyring, logger: Logger
+        keyring: Keyring, logger: Logger, commonPasswords: CommonPasswordList
     ) {
         self.configuration = configuration
         self.keyring = keyring
@@ -69,6 +74,25 @@ public struct Tidings: Sendable {
         self.apiKeys = APIKeyService(environment)
         self.events = EventService(environment)
         self.contacts = ContactService(environment)
+        var settings = AccountService.Settings()
+        settings.sessionIdleTimeout = TimeInterval(configuration.sessionIdleMinutes * 60)
+        settings.sessionLifetime = TimeInterval(configuration.sessionMaxHours * 3600)
+        settings.inactivityLimit = TimeInterval(configuration.accountInactivityDays * 86400)
+        settings.publicURL = configuration.publicURL
+        self.accountSettings = settings
+        self.accounts = AccountService(environment, settings: settings, commonPasswords: commonPasswords)
+    }
+
+    /// The list new passwords are checked against. Without the file, a short built-in list
+    /// of the most obvious choices stands in, and the gap is logged at every start.
+    static func loadCommonPasswords(_ path: String, logger: Logger) -> CommonPasswordList {
+        if let list = try? CommonPasswordList(contentsOfFile: path) { return list }
+        logger.warning("The common-password list is missing; install Debian's john-data or set TIDINGS_COMMON_PASSWORDS_FILE", metadata: ["path": "\(path)"])
+        return CommonPasswordList([
+            "password", "passw0rd", "qwerty", "qwertyuiop", "letmein", "welcome", "admin", "administrator", "iloveyou",
+            "monkey", "dragon", "sunshine", "princess", "football", "baseball", "trustno1", "123456", "12345678",
+            "123456789", "1234567890", "abc123", "changeme", "secret", "tidings",
+        ])
     }
 
     /// Runs `body` while the database machinery runs (PostgreSQL's pool needs a running task), then closes it.
@@ -93,6 +117,7 @@ public struct Tidings: Sendable {
     public func makeRouter() throws -> Router<TidingsRequestContext> {
         let services = APIServices(
             contacts: contacts, events: events, apiKeys: apiKeys, audit: audit,
+            accounts: accounts, accountSettings: accountSettings, listWorkspaces: { [workspaces] in try await workspaces.list() },
             makeImport: { [environment] workspaceId, types, actor in try ContactImport(environment, workspaceId: workspaceId, types: types, by: actor) },
             isReady: { [migrator] in (try? await migrator.isCurrent()) ?? false },
             now: environment.now,
@@ -125,7 +150,12 @@ public struct Tidings: Sendable {
             // Shut down in reverse order: the server drains before the database closes.
             services: [
                 .init(service: database),
-                .init(service: AuditCheckpointer(audit: audit, interval: .seconds(60), logger: logger)),
+                .init(service: PeriodicJob(name: "audit-checkpoints", interval: .seconds(60), logger: logger) { [audit] in
+                    try await audit.checkpointHeads()
+                }),
+                .init(service: PeriodicJob(name: "inactive-accounts", interval: .seconds(3600), logger: logger) { [accounts] in
+                    try await accounts.disableInactive()
+                }),
                 .init(service: server),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],

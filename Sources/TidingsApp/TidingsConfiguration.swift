@@ -33,6 +33,15 @@ public struct TidingsConfiguration: Sendable {
     public var kekFile: String
     /// The largest CSV upload `POST /v1/contacts/import` reads (default 256 MiB).
     public var importMaxBytes: Int
+    /// Dashboard sessions end after this many idle minutes (default 30) ...
+    public var sessionIdleMinutes: Int
+    /// ... and this many hours after sign-in (default 12).
+    public var sessionMaxHours: Int
+    /// Accounts unused this many days are disabled (default 90).
+    public var accountInactivityDays: Int
+    /// The list of common passwords new passwords are checked against
+    /// (default: Debian john-data's `/usr/share/john/password.lst`).
+    public var commonPasswordsFile: String
 
     /// The configuration keys, each also a `TIDINGS_*` variable (camelCase becomes `_`).
     public enum Key {
@@ -50,6 +59,10 @@ public struct TidingsConfiguration: Sendable {
         public static let sqliteSynchronous = "tidings.sqliteSynchronous"
         public static let importMaxBytes = "tidings.importMaxBytes"
         public static let kekFile = "tidings.kekFile"
+        public static let sessionIdleMinutes = "tidings.sessionIdleMinutes"
+        public static let sessionMaxHours = "tidings.sessionMaxHours"
+        public static let accountInactivityDays = "tidings.accountInactivityDays"
+        public static let commonPasswordsFile = "tidings.commonPasswordsFile"
     }
 
     public struct Invalid: Error, CustomStringConvertible {
@@ -122,6 +135,17 @@ public struct TidingsConfiguration: Sendable {
         } else {
             importMaxBytes = 256 * 1024 * 1024
         }
+        func positive(_ key: String, default fallback: Int, max: Int) throws -> Int {
+            guard let text = string(key) else { return fallback }
+            guard let value = Int(text), (1...max).contains(value) else {
+                throw Invalid(description: "\(Self.variableName(key)) must be a whole number from 1 to \(max); got '\(text)'.")
+            }
+            return value
+        }
+        sessionIdleMinutes = try positive(Key.sessionIdleMinutes, default: 30, max: 24 * 60)
+        sessionMaxHours = try positive(Key.sessionMaxHours, default: 12, max: 24 * 30)
+        accountInactivityDays = try positive(Key.accountInactivityDays, default: 90, max: 3650)
+        commonPasswordsFile = string(Key.commonPasswordsFile) ?? "/usr/share/john/password.lst"
         apiKeySecretFile = string(Key.apiKeySecretFile) ?? "\(dataDirectory)/secrets/api-key-hmac.key"
         kekFile = string(Key.kekFile) ?? "\(dataDirectory)/secrets/kek.key"
     }

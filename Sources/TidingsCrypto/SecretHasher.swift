@@ -19,6 +19,18 @@ public struct SecretHasher: Sendable {
         return Self.hex(mac)
     }
 
+    /// A separate key for another purpose, derived from this one (HKDF), so one server
+    /// secret serves several uses without any two sharing a key.
+    public func derivedKey(for purpose: String) -> SymmetricKey {
+        HKDF<SHA256>.deriveKey(inputKeyMaterial: key, info: Data("tidings.\(purpose).v1".utf8), outputByteCount: 32)
+    }
+
+    /// A random token for a person to hold (session, setup link): 256 bits, base64url.
+    public static func randomToken() -> String {
+        SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }.base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
     private static let hexDigits = Array("0123456789abcdef".utf8)
 
     // `String(format:)` per byte cost more than the HMAC itself on the request path.

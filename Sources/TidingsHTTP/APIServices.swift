@@ -8,6 +8,10 @@ public struct APIServices: Sendable {
     public var events: EventService
     public var apiKeys: APIKeyService
     public var audit: AuditService
+    public var accounts: AccountService
+    public var accountSettings: AccountService.Settings
+    /// Every workspace (operators choose one to open).
+    public var listWorkspaces: @Sendable () async throws -> [Workspace]
     /// Opens a CSV import for a workspace (the service keeps per-import state).
     public var makeImport: @Sendable (_ workspaceId: String, _ types: String?, _ actor: AuditActor) throws -> ContactImport
     /// Database reachable and migrations current.
@@ -18,6 +22,7 @@ public struct APIServices: Sendable {
 
     public init(
         contacts: ContactService, events: EventService, apiKeys: APIKeyService, audit: AuditService,
+        accounts: AccountService, accountSettings: AccountService.Settings, listWorkspaces: @escaping @Sendable () async throws -> [Workspace],
         makeImport: @escaping @Sendable (String, String?, AuditActor) throws -> ContactImport,
         isReady: @escaping @Sendable () async -> Bool, now: @escaping @Sendable () -> Date,
         importMaxBytes: Int = 256 * 1024 * 1024
@@ -27,8 +32,12 @@ public struct APIServices: Sendable {
         self.events = events
         self.apiKeys = apiKeys
         self.audit = audit
+        self.accounts = accounts
+        self.accountSettings = accountSettings
+        self.listWorkspaces = listWorkspaces
         self.makeImport = makeImport
         self.isReady = isReady
         self.now = now
     }
+
 }

@@ -23,6 +23,10 @@ public struct SealedColumn: Sendable {
         SealedColumn(table: "contact_attributes", column: "value", storedIn: "value_sealed", scopeColumn: "workspace_id", rowKey: ["contact_id", "name"]),
         SealedColumn(table: "events", column: "properties", storedIn: "properties", scopeColumn: "workspace_id", rowKey: ["id"]),
         SealedColumn(table: "workspaces", column: "owner_email", storedIn: "owner_email_sealed", scopeColumn: nil, rowKey: ["id"]),
+        SealedColumn(table: "accounts", column: "email", storedIn: "email_sealed", scopeColumn: nil, rowKey: ["id"]),
+        SealedColumn(table: "accounts", column: "totp", storedIn: "totp_sealed", scopeColumn: nil, rowKey: ["id"]),
+        SealedColumn(table: "web_sessions", column: "pending_totp", storedIn: "pending_totp_sealed", scopeColumn: nil, rowKey: ["token_hash"]),
+        SealedColumn(table: "operator_access", column: "reason", storedIn: "reason_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
     ]
 }
 

@@ -13,7 +13,7 @@ struct TidingsCommand: AsyncParsableCommand {
             config file (--config or TIDINGS_CONFIG_FILE), then defaults. With nothing set, \
             `tidings serve` keeps its data in ./tidings-data and listens on 127.0.0.1:8080.
             """,
-        subcommands: [Serve.self, Migrate.self, WorkspaceCommand.self, APIKeyCommand.self, AuditCommand.self, KeysCommand.self]
+        subcommands: [Serve.self, Migrate.self, WorkspaceCommand.self, APIKeyCommand.self, UserCommand.self, OperatorCommand.self, AccessCommand.self, AuditCommand.self, KeysCommand.self]
     )
 }
 

@@ -84,7 +84,7 @@ struct ErrorHandlingTests {
         try await withAPI(backend) { api, tidings in
             let workspace = try await tidings.makeWorkspace()
 
-            for path in ["/v1/nothing", "/v2/contacts", "/v1/contacts/ada@example.com/history", "/"] {
+            for path in ["/v1/nothing", "/v2/contacts", "/v1/contacts/ada@example.com/history", "/nothing"] {
                 for key in [workspace.key, nil] {
                     let reply = try await api.get(path, key: key)
                     #expect(reply.status == .notFound, "\(path)")

@@ -31,5 +31,6 @@ public enum Migrations {
         CreateWorkspaceKeys(),
         SealPersonalData(),
         CreateAuditLog(),
+        CreateAccounts(),
     ]
 }
