@@ -154,6 +154,17 @@ struct LiveServerTests {
         }
         #expect(!logged.stderr.contains("json@docs.test"))
 
+        // Members and operators are added from the CLI with a single-use setup link.
+        let member = try server.command(["user", "add", "--workspace", workspaceId, "--email", "mia.member@docs.test", "--role", "developer"])
+        #expect(member.status == 0, "\(member.stderr)")
+        #expect(member.stdout.contains("/setup/"))
+        #expect(try server.command(["user", "add", "--workspace", workspaceId, "--email", "x@docs.test", "--role", "king"]).status != 0)
+        let operatorAdded = try server.command(["operator", "add", "--email", "otto.operator@docs.test"])
+        #expect(operatorAdded.status == 0 && operatorAdded.stdout.contains("/setup/"), "\(operatorAdded.stderr)")
+        let review = try server.command(["access", "review", "--reviewer", "Docs reviewer"])
+        #expect(review.status == 0, "\(review.stderr)")
+        #expect(review.stdout.contains("mia.member@docs.test") && review.stdout.contains("not enrolled") && review.stdout.contains(keyId))
+
         // The audit log of what these commands did verifies, and rotating keys keeps it readable.
         let verified = try server.command(["audit", "verify"])
         #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
