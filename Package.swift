@@ -93,6 +93,7 @@ let package = Package(
             name: "tidings",
             dependencies: [
                 "TidingsApp",
+                "TidingsStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import TidingsStorage
 
 /// Background work run at a fixed interval while the server runs: signing the heads of
 /// the audit streams, disabling accounts unused for too long. A failed run is logged and
@@ -20,7 +21,8 @@ struct PeriodicJob: Service {
                     return
                 }
                 do {
-                    try await work()
+                    // Background jobs are instance-level work.
+                    try await TenantScope.with(.instance) { try await work() }
                 } catch {
                     logger.error("Background job failed", metadata: ["job": "\(name)", "error_type": "\(type(of: error))"])
                 }

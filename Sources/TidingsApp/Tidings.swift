@@ -14,6 +14,8 @@ import TidingsStorage
 public struct Tidings: Sendable {
     public let configuration: TidingsConfiguration
     public let database: any DatabaseClient
+    /// The connection that owns the tables and migrates them, when it is not the application's own.
+    public let ownerDatabase: (any DatabaseClient)?
     public let environment: ServiceEnvironment
     public let logger: Logger
     /// Workspace keys for sealing personal data and secrets at rest.
@@ -26,15 +28,22 @@ public struct Tidings: Sendable {
     public var audit: AuditService { AuditService(environment) }
     public let accounts: AccountService
     public let accountSettings: AccountService.Settings
-    public var migrator: Migrator { Migrator(database: database, logger: logger) }
+    public var migrator: Migrator { Migrator(database: ownerDatabase ?? database, logger: logger) }
 
     /// Applies pending migrations, then seals any personal data still stored in the clear
     /// from before sealing existed. Returns the migrations applied.
     @discardableResult
     public func migrate() async throws -> [String] {
-        let applied = try await migrator.migrate()
-        try await SealingRetrofit(environment).run()
-        return applied
+        try await TenantScope.with(.instance) {
+            let applied = try await migrator.migrate()
+            if let ownerDatabase, case .postgres(let app) = configuration.database {
+                try await ownerDatabase.transaction { db in try await Migrator.grant(to: app.username, on: db) }
+            } else if database.kind == .postgres {
+                try await warnIfRowSecurityIsBypassed()
+            }
+            try await SealingRetrofit(environment).run()
+            return applied
+        }
     }
 
     /// Opens the data directory, the secrets and the database (without starting anything).
@@ -54,18 +63,23 @@ public struct Tidings: Sendable {
         case .postgres(let settings):
             database = try PostgresDatabaseClient(settings: settings, logger: logger)
         }
+        var ownerDatabase: (any DatabaseClient)?
+        if case .postgres(let settings) = configuration.databaseOwner {
+            ownerDatabase = try PostgresDatabaseClient(settings: settings, maxConnections: 2, logger: logger)
+        }
         let keyring = Keyring(database: database, provider: try LocalKeyProvider.loadOrCreate(at: configuration.kekFile), now: now)
         let environment = ServiceEnvironment(database: database, hasher: SecretHasher(key: hashKey), keyring: keyring, now: now, logger: logger)
         return Tidings(
-            configuration: configuration, database: database, environment: environment, keyring: keyring, logger: logger,
-            commonPasswords: Self.loadCommonPasswords(configuration.commonPasswordsFile, logger: logger)
+            configuration: configuration, database: database, ownerDatabase: ownerDatabase, environment: environment,
+            keyring: keyring, logger: logger, commonPasswords: Self.loadCommonPasswords(configuration.commonPasswordsFile, logger: logger)
         )
     }
 
     private init(
-        configuration: TidingsConfiguration, database: any DatabaseClient, environment: ServiceEnvironment,
-        keyring: Keyring, logger: Logger, commonPasswords: CommonPasswordList
+        configuration: TidingsConfiguration, database: any DatabaseClient, ownerDatabase: (any DatabaseClient)?,
+        environment: ServiceEnvironment, keyring: Keyring, logger: Logger, commonPasswords: CommonPasswordList
     ) {
+        self.ownerDatabase = ownerDatabase
         self.configuration = configuration
         self.keyring = keyring
         self.database = database
@@ -95,19 +109,41 @@ public struct Tidings: Sendable {
         ])
     }
 
+    /// A role that owns the tables, or a superuser, is not bound by row-level security.
+    private func warnIfRowSecurityIsBypassed() async throws {
+        let (superuser, owner) = try await database.read { db in
+            let row = try await db.raw("""
+                SELECT (SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user) AS superuser,
+                       (SELECT tableowner = current_user FROM pg_tables WHERE tablename = 'contacts' AND schemaname = current_schema()) AS owner
+                """).first()
+            return (try row?.decode(column: "superuser", as: Bool?.self) ?? false, try row?.decode(column: "owner", as: Bool?.self) ?? false)
+        }
+        if superuser || owner {
+            logger.warning("""
+                Tidings connects to PostgreSQL as the tables' owner or a superuser: row-level security and the \
+                append-only grants on audit rows do not bind it. Give it its own role and set TIDINGS_DATABASE_OWNER_URL.
+                """)
+        }
+    }
+
     /// Runs `body` while the database machinery runs (PostgreSQL's pool needs a running task), then closes it.
     public func withDatabase<T: Sendable>(_ body: @Sendable (Tidings) async throws -> T) async throws -> T {
         try await withThrowingTaskGroup(of: Void.self) { group in
             if database.kind == .postgres {
                 group.addTask { try await database.run() }
             }
+            if let ownerDatabase {
+                group.addTask { try await ownerDatabase.run() }
+            }
             defer { group.cancelAll() }
             do {
                 let result = try await body(self)
                 try await database.close()
+                try await ownerDatabase?.close()
                 return result
             } catch {
                 try? await database.close()
+                try? await ownerDatabase?.close()
                 throw error
             }
         }
@@ -148,7 +184,7 @@ public struct Tidings: Sendable {
         let server = MigratingServer(migrate: { [self] in try await self.migrate() }, application: try buildApplication())
         let group = ServiceGroup(configuration: .init(
             // Shut down in reverse order: the server drains before the database closes.
-            services: [
+            services: (ownerDatabase.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? []) + [
                 .init(service: database),
                 .init(service: PeriodicJob(name: "audit-checkpoints", interval: .seconds(60), logger: logger) { [audit] in
                     try await audit.checkpointHeads()

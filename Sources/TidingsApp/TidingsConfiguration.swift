@@ -16,6 +16,10 @@ public struct TidingsConfiguration: Sendable {
     public var dataDirectory: String
     /// `sqlite:///path` or `postgres://...`. Default: `tidings.sqlite` in the data directory.
     public var database: DatabaseURL
+    /// PostgreSQL only: a role that owns the tables and runs migrations, so the application's
+    /// own role (`database`) is not the owner: row-level security then binds it, and it is
+    /// granted no UPDATE or DELETE on audit rows. Without it, one role does both.
+    public var databaseOwner: DatabaseURL?
     public var httpHost: String
     public var httpPort: Int
     /// The base URL Tidings puts into links in emails and pages.
@@ -48,6 +52,7 @@ public struct TidingsConfiguration: Sendable {
         public static let configFile = "tidings.configFile"
         public static let dataDir = "tidings.dataDir"
         public static let databaseURL = "tidings.databaseUrl"
+        public static let databaseOwnerURL = "tidings.databaseOwnerUrl"
         public static let httpHost = "tidings.httpHost"
         public static let httpPort = "tidings.httpPort"
         public static let publicURL = "tidings.publicUrl"
@@ -106,8 +111,17 @@ public struct TidingsConfiguration: Sendable {
         let databaseText = string(Key.databaseURL) ?? "sqlite://\(dataDirectory)/tidings.sqlite"
         do {
             database = try DatabaseURL(parsing: databaseText)
+            databaseOwner = try string(Key.databaseOwnerURL).map(DatabaseURL.init(parsing:))
         } catch {
             throw Invalid(description: error.description)
+        }
+        if let owner = databaseOwner {
+            guard case .postgres(let ownerSettings) = owner, case .postgres(let appSettings) = database else {
+                throw Invalid(description: "\(Self.variableName(Key.databaseOwnerURL)) applies to PostgreSQL only, with a postgres:// database URL.")
+            }
+            guard ownerSettings.database == appSettings.database, ownerSettings.host == appSettings.host, ownerSettings.port == appSettings.port else {
+                throw Invalid(description: "\(Self.variableName(Key.databaseOwnerURL)) must name the same server and database as \(Self.variableName(Key.databaseURL)).")
+            }
         }
         httpHost = string(Key.httpHost) ?? "127.0.0.1"
         if let portText = string(Key.httpPort) {

@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import TidingsDomain
+import TidingsStorage
 
 /// The outermost layer of every request: request id, one access-log line, and errors as JSON.
 ///
@@ -118,10 +119,15 @@ struct AuthenticationMiddleware: RouterMiddleware {
             throw DomainError(.unauthenticated, code: "invalid_authorization", message: "The Authorization header must be 'Bearer <key>'.")
         }
         var context = context
-        let principal = try await authenticate(parts[1].trimmingCharacters(in: .whitespaces))
+        // A key is recognised among all workspaces' keys; what it then does is fenced to its own.
+        let principal = try await TenantScope.with(.instance) {
+            try await authenticate(parts[1].trimmingCharacters(in: .whitespaces))
+        }
         context.principal = principal
         context.logger[metadataKey: "workspace"] = .string(principal.workspaceId)
         context.logger[metadataKey: "api_key"] = .string(principal.apiKeyId)
-        return try await next(request, context)
+        return try await TenantScope.$current.withValue(.workspace(principal.workspaceId)) {
+            try await next(request, context)
+        }
     }
 }

@@ -30,8 +30,10 @@ public struct AuditRecorder: Sendable {
         }
         // A fixed order of streams, so two transactions never wait on each other's heads.
         for stream in order.sorted() {
+            try await db.enter(stream == Vault.instanceScope ? .instance : .workspace(stream))
             try await AuditRepository(db, stream: stream).append(byStream[stream]!, signer: signer)
         }
+        try await db.enter(TenantScope.current)
     }
 }
 

@@ -62,6 +62,8 @@ public struct ContactService: Sendable {
         var records: [(stream: String, actor: AuditActor, change: AuditChange)] = []
         results.reserveCapacity(items.count)
         for item in items {
+            // A batch may hold several workspaces' changes: each is fenced to its own.
+            try await db.enter(.workspace(item.vault.scope))
             do {
                 let upserted = try await upsert(db: db, vault: item.vault, email: item.email, changes: item.changes, now: item.now)
                 results.append(.success(upserted))
@@ -71,6 +73,7 @@ public struct ContactService: Sendable {
             }
         }
         try await audit.record(records, db: db)
+        try await db.enter(TenantScope.current)
         return results
     }
 

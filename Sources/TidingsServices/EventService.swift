@@ -73,6 +73,8 @@ public struct EventService: Sendable {
         var records: [(stream: String, actor: AuditActor, change: AuditChange)] = []
         let byWorkspace = Dictionary(grouping: pending.indices, by: { pending[$0].storable.event.workspaceId })
         for (workspaceId, indices) in byWorkspace {
+            // A batch may hold several workspaces' events: each group is fenced to its own.
+            try await db.enter(.workspace(workspaceId))
             let contacts = ContactRepository(db, vault: pending[indices[0]].vault)
             var proposed: [String: String] = [:]
             var addresses: [EmailAddress] = []
@@ -113,6 +115,7 @@ public struct EventService: Sendable {
             try await EventRepository(db, workspaceId: workspaceId).insert(events)
         }
         try await audit.record(records, db: db)
+        try await db.enter(TenantScope.current)
         return recorded.map { $0! }
     }
 }

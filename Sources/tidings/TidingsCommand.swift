@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import TidingsApp
+import TidingsStorage
 
 @main
 struct TidingsCommand: AsyncParsableCommand {
@@ -59,9 +60,12 @@ struct SettingsOptions: ParsableArguments {
 
     /// Opens Tidings, applies pending migrations (unless `migrate` is false) and runs `body` with it.
     func withTidings<T: Sendable>(migrate: Bool = true, _ body: @Sendable (Tidings) async throws -> T) async throws -> T {
-        try await open().withDatabase { tidings in
-            if migrate { try await tidings.migrate() }
-            return try await body(tidings)
+        // Operator commands work across workspaces.
+        try await TenantScope.with(.instance) {
+            try await open().withDatabase { tidings in
+                if migrate { try await tidings.migrate() }
+                return try await body(tidings)
+            }
         }
     }
 }

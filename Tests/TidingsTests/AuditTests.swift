@@ -119,7 +119,7 @@ struct AuditTests {
     func auditFailureFailsTheChange(backend: TestBackend) async throws {
         try await withAPI(backend) { client, tidings in
             let workspace = try await tidings.makeWorkspace()
-            try await tidings.database.transaction { db in
+            try await tidings.adminDatabase.transaction { db in
                 if backend == .sqlite {
                     try await db.raw("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'audit store unavailable'); END").run()
                 } else {
@@ -187,7 +187,7 @@ struct AuditTests {
                 }
             }
             func tamper(_ statements: [SQLQueryString]) async throws {
-                try await tidings.database.transaction { db in
+                try await tidings.adminDatabase.transaction { db in
                     // Someone with direct access to the database lifts the guards first.
                     if backend == .sqlite {
                         for trigger in ["audit_events_no_update", "audit_events_no_delete", "audit_checkpoints_no_update", "audit_checkpoints_no_delete"] {
@@ -267,7 +267,7 @@ struct AuditTests {
             let thirtyFirst = try await tidings.database.read { db in
                 try await db.raw("SELECT id FROM audit_events WHERE stream = \(bind: stream) AND seq = 31").first()!.decode(column: "id", as: String.self)
             }
-            try await tidings.database.transaction { db in
+            try await tidings.adminDatabase.transaction { db in
                 try await lift(db)
                 try await db.raw("DELETE FROM audit_events WHERE stream = \(bind: stream) AND seq = 30").run()
             }
@@ -275,7 +275,7 @@ struct AuditTests {
             #expect(deleted.contains("positions 30–30 are missing before event \(thirtyFirst)"))
 
             // Deleting and renumbering so the sequence has no gap still breaks the chain.
-            try await tidings.database.transaction { db in
+            try await tidings.adminDatabase.transaction { db in
                 try await db.raw("UPDATE audit_events SET seq = seq + 1000000 WHERE stream = \(bind: stream) AND seq > 30").run()
                 try await db.raw("UPDATE audit_events SET seq = seq - 1000001 WHERE stream = \(bind: stream) AND seq > 1000000").run()
             }
@@ -291,7 +291,7 @@ struct AuditTests {
                 }, db: db)
             }
             // Cut the tail past the checkpoint at 200 (heads rewritten too, as a careful attacker would).
-            try await tidings.database.transaction { db in
+            try await tidings.adminDatabase.transaction { db in
                 if backend == .sqlite {
                     try await db.raw("DROP TRIGGER audit_events_no_delete").run()
                 } else {
@@ -313,7 +313,7 @@ struct AuditTests {
                 }, db: db)
             }
             // Edit event 40 and recompute every hash after it: only the signed checkpoint can tell.
-            try await tidings.database.transaction { db in
+            try await tidings.adminDatabase.transaction { db in
                 if backend == .sqlite {
                     try await db.raw("DROP TRIGGER audit_events_no_update").run()
                 } else {
@@ -342,7 +342,7 @@ struct AuditTests {
             let workspace = try await tidings.makeWorkspace()
             #expect(try await tidings.audit.checkpointHeads() == 2, "the workspace's stream and the instance's")
             #expect(try await tidings.audit.checkpointHeads() == 0, "nothing new since")
-            try await tidings.database.transaction { db in
+            try await tidings.adminDatabase.transaction { db in
                 if backend == .sqlite {
                     try await db.raw("DROP TRIGGER audit_events_no_delete").run()
                 } else {

@@ -9,7 +9,7 @@ struct LiveServerTests {
     func sendStreakCurlExamplesWork(backend: TestBackend) async throws {
         let scratch = try await Scratch.make(backend)
         // Trace level: the strictest test of what reaches the log.
-        let server = ServerProcess(dataDirectory: scratch.directory, databaseURL: scratch.databaseURL, extraEnvironment: ["TIDINGS_LOG_LEVEL": "trace"])
+        let server = ServerProcess(dataDirectory: scratch.directory, databaseURL: scratch.databaseURL, ownerURL: scratch.ownerURL, extraEnvironment: ["TIDINGS_LOG_LEVEL": "trace"])
         try await server.start()
 
         // The operator creates a workspace with the CLI while the server runs.
@@ -76,7 +76,7 @@ struct LiveServerTests {
     @Test("Every acknowledged event survives a SIGKILL of the server", arguments: TestBackend.all)
     func acknowledgedWritesSurviveAKill(backend: TestBackend) async throws {
         let scratch = try await Scratch.make(backend)
-        let server = ServerProcess(dataDirectory: scratch.directory, databaseURL: scratch.databaseURL)
+        let server = ServerProcess(dataDirectory: scratch.directory, databaseURL: scratch.databaseURL, ownerURL: scratch.ownerURL)
         try await server.start()
         let created = try server.command(["workspace", "create", "--name", "Kill", "--owner-email", "kill@docs.test", "--json"])
         let key = try #require((try JSONSerialization.jsonObject(with: Data(created.stdout.utf8)) as? [String: String])?["apiKey"])
@@ -104,7 +104,7 @@ struct LiveServerTests {
         kill(server.process.processIdentifier, SIGKILL)
         server.process.waitUntilExit()
 
-        let restarted = ServerProcess(dataDirectory: scratch.directory, databaseURL: scratch.databaseURL)
+        let restarted = ServerProcess(dataDirectory: scratch.directory, databaseURL: scratch.databaseURL, ownerURL: scratch.ownerURL)
         try await restarted.start()
         var stored = 0
         for client in 0..<8 {
@@ -119,7 +119,7 @@ struct LiveServerTests {
     @Test("Commands honour the same settings as the server, and migrate --status lists migrations", arguments: TestBackend.all)
     func commandsShareSettings(backend: TestBackend) async throws {
         let scratch = try await Scratch.make(backend)
-        let server = ServerProcess(dataDirectory: scratch.directory, databaseURL: scratch.databaseURL)
+        let server = ServerProcess(dataDirectory: scratch.directory, databaseURL: scratch.databaseURL, ownerURL: scratch.ownerURL)
 
         let pending = try server.command(["migrate", "--status"])
         #expect(pending.status == 0, "\(pending.stderr)")
@@ -215,7 +215,7 @@ struct SchemathesisContractTests {
             "schemathesis is missing: run scripts/test, which installs it from scripts/requirements-test.txt"
         )
         let scratch = try await Scratch.make(backend)
-        let server = ServerProcess(dataDirectory: scratch.directory, databaseURL: scratch.databaseURL)
+        let server = ServerProcess(dataDirectory: scratch.directory, databaseURL: scratch.databaseURL, ownerURL: scratch.ownerURL)
         try await server.start()
         let created = try server.command(["workspace", "create", "--name", "Contract", "--owner-email", "contract@docs.test", "--json"])
         let key = try #require((try JSONSerialization.jsonObject(with: Data(created.stdout.utf8)) as? [String: String])?["apiKey"])

@@ -4,6 +4,7 @@ import Synchronization
 import Testing
 import TidingsApp
 import TidingsServices
+import TidingsStorage
 
 @Suite("Log privacy")
 struct LogPrivacyTests {
@@ -32,12 +33,12 @@ struct LogPrivacyTests {
         let sink = Lines()
         let scratch = try await Scratch.make(backend)
         let configuration = try await TidingsConfiguration.load(
-            flags: [TidingsConfiguration.Key.dataDir: scratch.directory.path, TidingsConfiguration.Key.databaseURL: scratch.databaseURL],
+            flags: scratch.flags,
             environment: [:]
         )
         var logger = Logger(label: "privacy") { _ in Collecting(sink: sink) }
         logger.logLevel = .trace
-        try await Tidings.open(configuration, logger: logger).withDatabase { tidings in
+        try await TenantScope.with(.instance) { try await Tidings.open(configuration, logger: logger).withDatabase { tidings in
             try await tidings.migrate()
             let a = try await tidings.makeWorkspace(name: "A")
             let b = try await tidings.makeWorkspace(name: "B")
@@ -45,7 +46,7 @@ struct LogPrivacyTests {
                 _ = try await tidings.contacts.upsert(workspaceId: workspace.id, body: ["email": .string("lena.private@example.com")], by: .tester)
             }
             try await tidings.contacts.delete(workspaceId: a.id, email: "lena.private@example.com", by: .tester)
-        }
+        } }
         await scratch.remove()
         let lines = sink.all
         #expect(!lines.joined().contains("lena.private"))

@@ -3,6 +3,7 @@ import SQLKit
 import Testing
 import TidingsApp
 import TidingsServices
+import TidingsStorage
 
 /// The proof behind "encrypted at rest": after a scenario that touches every kind of
 /// personal data and secret Tidings stores, the raw SQLite files (with the WAL) and a
@@ -20,14 +21,11 @@ struct RawStorageScanTests {
     func scenarioLeavesNothingInTheClear(backend: TestBackend) async throws {
         let scratch = try await Scratch.make(backend)
         let configuration = try await TidingsConfiguration.load(
-            flags: [
-                TidingsConfiguration.Key.dataDir: scratch.directory.path,
-                TidingsConfiguration.Key.databaseURL: scratch.databaseURL,
-            ],
+            flags: scratch.flags,
             environment: [:]
         )
         let tidings = try await Tidings.open(configuration, logger: TestLog.logger("scan"))
-        let secrets = try await tidings.withDatabase { tidings in
+        let secrets = try await TenantScope.with(.instance) { try await tidings.withDatabase { tidings in
             try await tidings.migrate()
             let application = try tidings.buildApplication()
             let secrets = try await application.test(.router) { raw in
@@ -64,10 +62,10 @@ struct RawStorageScanTests {
                 #expect(StorageScan.scanSQLite(in: scratch.directory, needles: Self.needles + secrets).isEmpty)
             }
             return secrets
-        }
+        } }
         let found = backend == .sqlite
             ? StorageScan.scanSQLite(in: scratch.directory, needles: Self.needles + secrets)
-            : try StorageScan.scanPostgres(url: scratch.databaseURL, needles: Self.needles + secrets)
+            : try StorageScan.scanPostgres(url: scratch.ownerURL!, needles: Self.needles + secrets)
         #expect(found.isEmpty, "\(found)")
         await scratch.remove()
     }
@@ -76,19 +74,19 @@ struct RawStorageScanTests {
     func scanFindsPlaintext(backend: TestBackend) async throws {
         let scratch = try await Scratch.make(backend)
         let configuration = try await TidingsConfiguration.load(
-            flags: [TidingsConfiguration.Key.dataDir: scratch.directory.path, TidingsConfiguration.Key.databaseURL: scratch.databaseURL],
+            flags: scratch.flags,
             environment: [:]
         )
-        try await Tidings.open(configuration, logger: TestLog.logger("scan")).withDatabase { tidings in
+        try await TenantScope.with(.instance) { try await Tidings.open(configuration, logger: TestLog.logger("scan")).withDatabase { tidings in
             try await tidings.migrate()
-            try await tidings.database.transaction { db in
+            try await tidings.adminDatabase.transaction { db in
                 try await db.raw("CREATE TABLE careless (note TEXT)").run()
                 try await db.raw("INSERT INTO careless (note) VALUES ('leaked.person@scan.test Quokka-property-5521')").run()
             }
-        }
+        } }
         let found = backend == .sqlite
             ? StorageScan.scanSQLite(in: scratch.directory, needles: Self.needles)
-            : try StorageScan.scanPostgres(url: scratch.databaseURL, needles: Self.needles)
+            : try StorageScan.scanPostgres(url: scratch.ownerURL!, needles: Self.needles)
         #expect(found.contains { $0.contains("leaked.person@scan.test") })
         #expect(found.contains { $0.contains("Quokka-property-5521") })
         await scratch.remove(scan: false)

@@ -23,7 +23,8 @@ struct WebController {
             let routerPath = path.split(separator: "/").map { $0.hasPrefix("{") ? ":" + $0.dropFirst().dropLast() : String($0) }.joined(separator: "/")
             router.on(RouterPath("/" + routerPath), method: method) { request, context in
                 do {
-                    return try await handler(request, context)
+                    // Accounts span workspaces; each workspace page checks the member's role first.
+                    return try await TenantScope.with(.instance) { try await handler(request, context) }
                 } catch let redirect as Redirect {
                     return redirect.response
                 } catch let error as WebError {

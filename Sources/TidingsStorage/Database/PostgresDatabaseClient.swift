@@ -37,8 +37,12 @@ public final class PostgresDatabaseClient: DatabaseClient {
 
     public func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
         await started.wait()
+        let scope = TenantScope.current
         return try await client.withConnection { connection in
-            try await body(connection.sql(queryLogLevel: nil))
+            let db = connection.sql(queryLogLevel: nil)
+            // Every connection handed out carries the task's tenant scope, overwriting any earlier one.
+            try await db.enter(scope)
+            return try await body(db)
         }
     }
 
@@ -53,9 +57,11 @@ public final class PostgresDatabaseClient: DatabaseClient {
         await started.wait()
         // BEGIN/COMMIT by hand rather than `withTransaction`, which wraps the body's errors:
         // a domain error thrown inside must reach the caller as itself (a 4xx, not a 500).
+        let scope = TenantScope.current
         return try await client.withConnection { connection in
             let db = connection.sql(queryLogLevel: nil)
             try await db.raw("BEGIN").run()
+            try await db.enter(scope)
             let result: T
             do {
                 result = try await body(db)

@@ -32,5 +32,6 @@ public enum Migrations {
         SealPersonalData(),
         CreateAuditLog(),
         CreateAccounts(),
+        EnableRowLevelSecurity(),
     ]
 }

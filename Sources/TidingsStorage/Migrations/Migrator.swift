@@ -85,6 +85,22 @@ public struct Migrator: Sendable {
 
     private static let lockKey = 7_240_531_001
 
+    /// What the application's role may do when another role owns the tables: read and write
+    /// the data, but never rewrite or remove audit rows (retention may only clear payloads),
+    /// and only read the migration ledger. Applied after every migration run.
+    public static func grant(to role: String, on db: any SQLDatabase) async throws {
+        let app = SQLIdentifier(role)
+        for statement: SQLQueryString in [
+            "GRANT USAGE ON SCHEMA public TO \(app)",
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO \(app)",
+            "REVOKE UPDATE, DELETE, TRUNCATE ON audit_events, audit_checkpoints FROM \(app)",
+            "GRANT UPDATE (actor_network, actor_agent, summary) ON audit_events TO \(app)",
+            "REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON tidings_migrations FROM \(app)",
+        ] {
+            try await db.raw(statement).run()
+        }
+    }
+
     private static func createLedger(on db: any SQLDatabase) async throws {
         try await db.raw("""
             CREATE TABLE IF NOT EXISTS tidings_migrations (

@@ -29,7 +29,7 @@ final class ServerProcess: @unchecked Sendable {
     /// The environment every command of this server gets: its data directory and database.
     let environment: [String: String]
 
-    init(dataDirectory: URL, databaseURL: String, extraEnvironment: [String: String] = [:]) {
+    init(dataDirectory: URL, databaseURL: String, ownerURL: String? = nil, extraEnvironment: [String: String] = [:]) {
         self.dataDirectory = dataDirectory
         self.logFile = dataDirectory.appendingPathComponent("server.log")
         var environment = ProcessInfo.processInfo.environment
@@ -37,6 +37,7 @@ final class ServerProcess: @unchecked Sendable {
         if TestLog.path != nil { environment["TIDINGS_LOG_LEVEL"] = "trace" }
         environment["TIDINGS_DATA_DIR"] = dataDirectory.appendingPathComponent("data").path
         environment["TIDINGS_DATABASE_URL"] = databaseURL
+        environment["TIDINGS_DATABASE_OWNER_URL"] = ownerURL
         environment.merge(extraEnvironment) { $1 }
         self.environment = environment
     }

@@ -52,7 +52,7 @@ enum StorageScan {
         do {
             let found = scratch.backend == .sqlite
                 ? scanSQLite(in: scratch.directory, needles: needles)
-                : try scanPostgres(url: scratch.databaseURL, needles: needles)
+                : try scanPostgres(url: scratch.ownerURL ?? scratch.databaseURL, needles: needles)
             for finding in Set(found).sorted().prefix(20) {
                 Issue.record("Found in raw storage: \(finding)", sourceLocation: sourceLocation)
             }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Testing
+import TidingsApp
 import TidingsStorage
 
 /// The database backends a suite runs on. `scripts/test` runs both; a backend that
@@ -20,11 +21,16 @@ enum TestBackend: String, CustomStringConvertible, Sendable {
         var description: String
     }
 
-    /// A fresh, empty database for one test, and how to remove it afterwards.
-    func makeDatabase(in directory: URL) async throws -> (url: String, drop: @Sendable () async -> Void) {
+    /// The role Tidings connects as on PostgreSQL: not a superuser, not the tables' owner,
+    /// so row-level security and the audit grants bind it as they would in production.
+    static let applicationRole = "tidings_app"
+
+    /// A fresh, empty database for one test, and how to remove it afterwards. On PostgreSQL
+    /// the database URL uses the application role and the owner URL the administrative one.
+    func makeDatabase(in directory: URL) async throws -> (url: String, ownerURL: String?, drop: @Sendable () async -> Void) {
         switch self {
         case .sqlite:
-            return ("sqlite://\(directory.path)/test.sqlite", {})
+            return ("sqlite://\(directory.path)/test.sqlite", nil, {})
         case .postgres:
             guard let serverURL = ProcessInfo.processInfo.environment["TIDINGS_TEST_POSTGRES_URL"] else {
                 throw Unavailable(description: """
@@ -33,13 +39,28 @@ enum TestBackend: String, CustomStringConvertible, Sendable {
                     """)
             }
             let name = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+            try await Self.ensureApplicationRole(serverURL: serverURL)
             try await Self.administer(serverURL: serverURL, "CREATE DATABASE \(name)")
             guard var components = URLComponents(string: serverURL) else { throw Unavailable(description: "Bad TIDINGS_TEST_POSTGRES_URL") }
             components.path = "/" + name
-            return (components.string!, {
+            let owner = components.string!
+            components.user = Self.applicationRole
+            components.password = Self.applicationRole
+            return (components.string!, owner, {
                 try? await Self.administer(serverURL: serverURL, "DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
             })
         }
+    }
+
+    private static func ensureApplicationRole(serverURL: String) async throws {
+        // Tests run in parallel: a concurrent creation of the same role is fine.
+        try? await administer(serverURL: serverURL, """
+            DO $$ BEGIN
+                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '\(applicationRole)') THEN
+                    CREATE ROLE \(applicationRole) LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD '\(applicationRole)';
+                END IF;
+            END $$
+            """)
     }
 
     /// Runs one statement outside a transaction on the maintenance database.
@@ -59,13 +80,25 @@ struct Scratch: Sendable {
     let backend: TestBackend
     let directory: URL
     let databaseURL: String
+    /// PostgreSQL: the role that owns the tables and migrates (`TIDINGS_DATABASE_OWNER_URL`).
+    let ownerURL: String?
     private let dropDatabase: @Sendable () async -> Void
 
     static func make(_ backend: TestBackend) async throws -> Scratch {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tidings-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let database = try await backend.makeDatabase(in: directory)
-        return Scratch(backend: backend, directory: directory, databaseURL: database.url, dropDatabase: database.drop)
+        return Scratch(backend: backend, directory: directory, databaseURL: database.url, ownerURL: database.ownerURL, dropDatabase: database.drop)
+    }
+
+    /// The configuration flags that point Tidings at this scratch.
+    var flags: [String: String] {
+        var flags = [
+            TidingsConfiguration.Key.dataDir: directory.path,
+            TidingsConfiguration.Key.databaseURL: databaseURL,
+        ]
+        flags[TidingsConfiguration.Key.databaseOwnerURL] = ownerURL
+        return flags
     }
 
     /// Scans raw storage for anything that should only be stored sealed (see `StorageScan`),

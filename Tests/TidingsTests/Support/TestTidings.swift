@@ -7,6 +7,7 @@ import Testing
 import TidingsApp
 import TidingsDomain
 import TidingsServices
+import TidingsStorage
 
 /// A clock tests move by hand, so expiry and overlap are tested without sleeping.
 final class TestClock: Sendable {
@@ -28,10 +29,7 @@ func withTidings<T: Sendable>(
 ) async throws -> T {
     let scratch = try await Scratch.make(backend)
     let configuration = try await TidingsConfiguration.load(
-        flags: [
-            TidingsConfiguration.Key.dataDir: scratch.directory.path,
-            TidingsConfiguration.Key.databaseURL: scratch.databaseURL,
-        ].merging(flags) { $1 },
+        flags: scratch.flags.merging(flags) { $1 },
         environment: [:]
     )
     let logger = TestLog.logger("test")
@@ -44,13 +42,14 @@ func withTidings<T: Sendable>(
     let tidings = try await Tidings.open(configuration, logger: logger, now: now)
     let result: Result<T, any Error>
     do {
-        result = .success(try await tidings.withDatabase { tidings in
+        // Tests act as an operator would, across workspaces; API requests are fenced by the server.
+        result = .success(try await TenantScope.with(.instance) { try await tidings.withDatabase { tidings in
             try await tidings.migrate()
             let value = try await body(tidings)
             // While the database is open its WAL still holds recent pages: scan them too.
             if backend == .sqlite { StorageScan.check(scratch) }
             return value
-        })
+        } })
     } catch {
         result = .failure(error)
     }
@@ -139,4 +138,10 @@ struct TestClient: Sendable {
 extension AuditActor {
     /// The actor of changes a test makes directly through the services.
     static let tester = AuditActor(kind: .operator, id: "test-suite")
+}
+
+extension Tidings {
+    /// The connection an administrator (or an attacker with the owner's credentials) has:
+    /// the tables' owner on PostgreSQL, not bound by the application's grants.
+    var adminDatabase: any DatabaseClient { ownerDatabase ?? database }
 }
