@@ -566,6 +566,16 @@ public struct AccountService: Sendable {
         }
     }
 
+    /// Operators' openings of the workspace with their reasons, for its owners and admins.
+    public func operatorAccesses(workspaceId: String, viewer: Account) async throws -> [AccountRepository.OperatorAccess] {
+        try await authorize(viewer, workspaceId: workspaceId, .readAuditLog)
+        let instance = try await env.keyring.vault(for: Vault.instanceScope)
+        let workspace = try await env.keyring.vault(for: workspaceId)
+        return try await env.database.read { db in
+            try await AccountRepository(db, instance: instance).operatorAccesses(workspace: workspace, limit: 100)
+        }
+    }
+
     // MARK: Access review
 
     public struct ReviewLine: Sendable {

@@ -171,6 +171,22 @@ struct AccountsWebTests {
         }
     }
 
+    @Test("Many failures from one network slow down sign-in for every account tried from it", arguments: TestBackend.all)
+    func networkThrottling(backend: TestBackend) async throws {
+        let clock = TestClock()
+        try await withAPI(backend, clock: clock) { client, tidings in
+            let browser = Browser(client)
+            let page = try await browser.get("/login")
+            for index in 0..<20 {
+                let reply = try await browser.post("/login", ["email": "guess\(index)@example.com", "password": "guess guess guess"], from: page)
+                #expect(reply.status == .unauthorized)
+            }
+            #expect(try await browser.post("/login", ["email": "guess20@example.com", "password": "guess guess guess"], from: page).status == .unauthorized)
+            let blocked = try await browser.post("/login", ["email": "someone.new@example.com", "password": "guess guess guess"], from: page)
+            #expect(blocked.status == .tooManyRequests)
+        }
+    }
+
     @Test("Forms without the anti-forgery token are refused", arguments: TestBackend.all)
     func csrf(backend: TestBackend) async throws {
         let clock = TestClock()

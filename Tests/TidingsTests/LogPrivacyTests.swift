@@ -22,9 +22,9 @@ struct LogPrivacyTests {
             get { metadata[key] }
             set { metadata[key] = newValue }
         }
-        func log(level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
-            let fields = metadata.merging(extra ?? [:]) { $1 }.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " ")
-            sink.lines.withLock { $0.append("\(message) \(fields)") }
+        func log(event: LogEvent) {
+            let fields = metadata.merging(event.metadata ?? [:]) { $1 }.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " ")
+            sink.lines.withLock { $0.append("\(event.message) \(fields)") }
         }
     }
 

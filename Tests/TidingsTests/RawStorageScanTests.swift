@@ -24,7 +24,8 @@ struct RawStorageScanTests {
             flags: scratch.flags,
             environment: [:]
         )
-        let tidings = try await Tidings.open(configuration, logger: TestLog.logger("scan"))
+        let clock = TestClock()
+        let tidings = try await Tidings.open(configuration, logger: TestLog.logger("scan"), now: { clock.now })
         let secrets = try await TenantScope.with(.instance) { try await tidings.withDatabase { tidings in
             try await tidings.migrate()
             let application = try tidings.buildApplication()
@@ -52,11 +53,21 @@ struct RawStorageScanTests {
                 let keyId = try #require(issued.json["id"] as? String)
                 let rotated = try await api.post("/v1/api-keys/\(keyId)/rotate", key: key, json: [:])
                 #expect(try await api.get("/v1/contacts/zoe.person@scan.test/export", key: key).status == .ok)
+                // A team member: password, TOTP secret, recovery codes, setup link and session token.
+                let added = try await tidings.accounts.addMember(
+                    workspaceId: created.workspace.id, email: "mona.member@scan.test", role: .admin, by: .tester
+                )
+                let link = try #require(added.setupLink)
+                let person = try await tidings.setUp(api, clock: clock, link: link, email: "mona.member@scan.test", password: "Kestrel-password-6612 lanterns")
+                let signedIn = try await signIn(person, api, clock: clock)
+                let accountSecrets = [person.password, person.secret, String(link.split(separator: "/").last!)]
+                    + person.recoveryCodes + person.recoveryCodes.map { $0.replacingOccurrences(of: "-", with: "") }
+                    + [signedIn.cookies["tidings_session"]].compactMap { $0 }
                 _ = try await KeyRotation(tidings.environment).rotateDataKey(scope: created.workspace.id, by: .tester)
                 #expect((try await api.get("/v1/contacts/zoe.person@scan.test", key: key).json["attributes"] as? [String: Any])?["plan"] as? String == "Zanzibar-attribute-7781")
-                return [key] + [issued.json["secret"], rotated.json["secret"]].compactMap { $0 as? String }
+                return [key] + [issued.json["secret"], rotated.json["secret"]].compactMap { $0 as? String } + accountSecrets
             }
-            #expect(secrets.count == 3)
+            #expect(secrets.count == 27, "3 API keys, password, TOTP secret, setup link, 20 forms of recovery codes, session")
             // While open, the WAL holds the latest pages.
             if backend == .sqlite {
                 #expect(StorageScan.scanSQLite(in: scratch.directory, needles: Self.needles + secrets).isEmpty)

@@ -127,6 +127,10 @@ struct RolesTests {
             let later = try await signIn(operatorPerson, client, clock: clock)
             #expect(try await later.get("/workspaces/\(workspace.id)").status == .notFound, "access expires after 4 hours")
 
+            // The workspace's owners see who opened it, and why.
+            let owner = try await tidings.enrol(client, clock: clock, workspaceId: workspace.id, email: "oona.owner@example.com", role: .owner)
+            let auditPage = try await owner.browser.get("/workspaces/\(workspace.id)/audit")
+            #expect(auditPage.body.contains("Ticket 4711: bounce handling broken") && auditPage.body.contains(operatorPerson.accountId))
             let seen = try await tidings.audit.list(workspaceId: workspace.id, filter: .init(action: "operator.workspace_opened"), cursor: nil, limit: 10)
             #expect(seen.items.count == 1)
             #expect(seen.items.first?.actor.kind == .operator)

@@ -361,7 +361,16 @@ struct WebController {
             "<tr><td>\(HTML.escape(Timestamp.format(event.occurredAt)))</td><td>\(HTML.escape(event.actor.kind.rawValue)) \(HTML.escape(event.actor.id))</td>"
                 + "<td>\(HTML.escape(event.change.action))</td><td>\(HTML.escape(event.change.targetId ?? ""))</td></tr>"
         }.joined()
-        return HTML.page("Audit log", "<table><thead><tr><th>Time</th><th>Actor</th><th>Action</th><th>Target</th></tr></thead><tbody>\(rows)</tbody></table>")
+        let accesses = try await accounts.operatorAccesses(workspaceId: workspaceId, viewer: signedIn.account).map { access in
+            "<tr><td>\(HTML.escape(Timestamp.format(access.openedAt)))</td><td>\(HTML.escape(access.accountId))</td>"
+                + "<td>\(HTML.escape(access.reason))</td><td>\(HTML.escape(Timestamp.format(access.expiresAt)))</td></tr>"
+        }.joined()
+        return HTML.page("Audit log", """
+            <h2>Operator access</h2>
+            <table><thead><tr><th>Opened</th><th>Operator</th><th>Reason</th><th>Until</th></tr></thead><tbody>\(accesses)</tbody></table>
+            <h2>Events</h2>
+            <table><thead><tr><th>Time</th><th>Actor</th><th>Action</th><th>Target</th></tr></thead><tbody>\(rows)</tbody></table>
+            """)
     }
 }
 

@@ -290,6 +290,31 @@ public struct AccountRepository: Sendable {
             """).run()
     }
 
+    public struct OperatorAccess: Sendable {
+        public var id: String
+        public var accountId: String
+        public var reason: String
+        public var openedAt: Date
+        public var expiresAt: Date
+    }
+
+    /// The workspace's operator accesses, newest first, with their reasons opened.
+    public func operatorAccesses(workspace: Vault, limit: Int) async throws -> [OperatorAccess] {
+        var result: [OperatorAccess] = []
+        for row in try await db.raw("""
+            SELECT id, account_id, reason_sealed, opened_at, expires_at FROM operator_access
+            WHERE workspace_id = \(bind: workspace.scope) ORDER BY opened_at DESC LIMIT \(literal: limit)
+            """).all() {
+            let id = try row.decode(column: "id", as: String.self)
+            result.append(OperatorAccess(
+                id: id, accountId: try row.decode(column: "account_id", as: String.self),
+                reason: try await workspace.open(try row.decode(column: "reason_sealed", as: String.self), table: "operator_access", column: "reason", row: id),
+                openedAt: try row.decodeTimestamp("opened_at"), expiresAt: try row.decodeTimestamp("expires_at")
+            ))
+        }
+        return result
+    }
+
     public func hasOpenAccess(accountId: String, workspaceId: String, at now: Date) async throws -> Bool {
         try await db.raw("""
             SELECT 1 AS one FROM operator_access

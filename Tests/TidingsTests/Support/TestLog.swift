@@ -33,7 +33,7 @@ enum TestLog {
 
         private init(path: String) {
             if !FileManager.default.fileExists(atPath: path) {
-                FileManager.default.createFile(atPath: path, contents: nil)
+                _ = FileManager.default.createFile(atPath: path, contents: nil)
             }
             let handle = FileHandle(forWritingAtPath: path)
             _ = try? handle?.seekToEnd()
@@ -65,13 +65,10 @@ enum TestLog {
             set { metadata[key] = newValue }
         }
 
-        func log(
-            level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?,
-            source: String, file: String, function: String, line: UInt
-        ) {
-            let merged = metadata.merging(extra ?? [:]) { $1 }
+        func log(event: LogEvent) {
+            let merged = metadata.merging(event.metadata ?? [:]) { $1 }
             let fields = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            sink.write("\(level) \(label): \(message) \(fields) [\(source)]\n")
+            sink.write("\(event.level) \(label): \(event.message) \(fields) [\(event.source)]\n")
         }
     }
 }
