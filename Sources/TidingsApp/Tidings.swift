@@ -41,7 +41,16 @@ public struct Tidings: Sendable {
             } else if database.kind == .postgres {
                 try await warnIfRowSecurityIsBypassed()
             }
-            try await SealingRetrofit(environment).run()
+            let sealed = try await SealingRetrofit(environment).run()
+            if !applied.isEmpty || sealed > 0 {
+                let audit = try await environment.auditRecorder()
+                let change = AuditChange("schema.migrated", summary: [
+                    "migrations": .array(applied.map(JSONValue.string)), "legacyValuesSealed": .number(Double(sealed)),
+                ])
+                try await database.transaction { db in
+                    try await audit.record(change, in: Vault.instanceScope, by: .system("migrations"), db: db)
+                }
+            }
             return applied
         }
     }

@@ -53,6 +53,26 @@ public struct WorkspaceService: Sendable {
         return Created(workspace: workspace, apiKey: key, token: token)
     }
 
+    /// Deletes a workspace with everything in it — contacts, events, keys, members — and its
+    /// data keys, so any copy of its sealed values is unreadable (crypto-shredding). Its audit
+    /// stream stays (it holds no personal data in the clear) and records the deletion.
+    public func delete(id: String, by actor: AuditActor) async throws {
+        let audit = try await env.auditRecorder()
+        try await env.database.transaction { db in
+            guard try await WorkspaceRepository.exists(id: id, in: db) else {
+                throw DomainError.notFound("workspace_not_found", "No workspace with this id exists.")
+            }
+            let keys = try await db.raw("SELECT COUNT(*) AS n FROM workspace_keys WHERE workspace_id = \(bind: id)").first()?
+                .decode(column: "n", as: Int.self) ?? 0
+            try await db.raw("DELETE FROM workspaces WHERE id = \(bind: id)").run()
+            let deleted = AuditChange("workspace.deleted", target: ("workspace", id), summary: ["keysDestroyed": .number(Double(keys))])
+            try await audit.record([(Vault.instanceScope, actor, deleted), (id, actor, deleted)], db: db)
+        }
+        env.keyring.forget(workspaceId: id)
+        try await env.database.discardReplacedContent(of: ["workspace_keys"])
+        env.logger.notice("Workspace deleted; its keys are destroyed", metadata: ["workspace": "\(id)"])
+    }
+
     public func list() async throws -> [Workspace] {
         let instance = try await env.keyring.vault(for: Vault.instanceScope)
         return try await env.database.read { db in try await WorkspaceRepository(db, instance: instance).list() }

@@ -7,7 +7,7 @@ struct WorkspaceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "workspace",
         abstract: "Create and list workspaces.",
-        subcommands: [Create.self, List.self]
+        subcommands: [Create.self, List.self, Delete.self]
     )
 
     struct Create: AsyncParsableCommand {
@@ -36,6 +36,25 @@ struct WorkspaceCommand: AsyncParsableCommand {
                     print("API key \(created.apiKey.id) with the admin scope — store it now, it is not shown again:")
                     print(created.token.secret)
                 }
+            }
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete a workspace and everything in it; its data keys are destroyed, so backups of its data become unreadable."
+        )
+
+        @OptionGroup var settings: SettingsOptions
+        @Option(help: "Workspace id.") var id: String
+        @Flag(help: "Confirm that the workspace and all its data go for good.") var yes = false
+
+        func run() async throws {
+            guard yes else { throw ValidationError("Deleting a workspace cannot be undone; add --yes to confirm.") }
+            let id = id
+            try await settings.withTidings { tidings in
+                try await tidings.workspaces.delete(id: id, by: .commandLine)
+                print("Workspace \(id) deleted; its data keys are destroyed.")
             }
         }
     }

@@ -3,6 +3,7 @@ import SQLKit
 import Testing
 import TidingsApp
 import TidingsCrypto
+import TidingsDomain
 import TidingsServices
 import TidingsStorage
 
@@ -177,6 +178,44 @@ struct KeyringTests {
             let registered = Set(SealedColumn.all.map { "\($0.table).\($0.storedIn)" })
             #expect(!columns.isEmpty)
             #expect(Set(columns).isSubset(of: registered), "unregistered: \(Set(columns).subtracting(registered))")
+        }
+    }
+
+    @Test("Deleting a workspace removes its data and destroys its keys; the deletion is audited", arguments: TestBackend.all)
+    func workspaceDeletion(backend: TestBackend) async throws {
+        try await withTidings(backend) { tidings in
+            let doomed = try await tidings.makeWorkspace(name: "Doomed")
+            let kept = try await tidings.makeWorkspace(name: "Kept")
+            for workspace in [doomed, kept] {
+                _ = try await tidings.contacts.upsert(workspaceId: workspace.id, body: ["email": .string("dana@example.com"), "plan": .string("pro")], by: .tester)
+            }
+            // What a backup would hold of the doomed workspace's contact.
+            let copied = try await tidings.database.read { db in
+                try await db.raw("SELECT id, email_sealed FROM contacts WHERE workspace_id = \(bind: doomed.id)").first()!
+            }
+            let copiedId = try copied.decode(column: "id", as: String.self)
+            let copiedEmail = try copied.decode(column: "email_sealed", as: String.self)
+
+            try await tidings.workspaces.delete(id: doomed.id, by: .tester)
+            await #expect(throws: DomainError.self) { try await tidings.workspaces.delete(id: doomed.id, by: .tester) }
+            let left = try await tidings.database.read { db in
+                try await db.raw("""
+                    SELECT (SELECT COUNT(*) FROM workspace_keys WHERE workspace_id = \(bind: doomed.id))
+                         + (SELECT COUNT(*) FROM contacts WHERE workspace_id = \(bind: doomed.id))
+                         + (SELECT COUNT(*) FROM api_keys WHERE workspace_id = \(bind: doomed.id)) AS n
+                    """).first()!.decode(column: "n", as: Int.self)
+            }
+            #expect(left == 0)
+            // The copy no longer opens: the key that sealed it is gone for good.
+            let fresh = Keyring(database: tidings.database, provider: try LocalKeyProvider.loadOrCreate(at: tidings.configuration.kekFile))
+            // (There are no keys to load, and none can be made for a workspace that no longer exists.)
+            await #expect(throws: (any Error).self) {
+                _ = try await fresh.vault(for: doomed.id).open(copiedEmail, table: "contacts", column: "email", row: copiedId)
+            }
+            #expect(try await tidings.contacts.get(workspaceId: kept.id, email: "dana@example.com").attributes["plan"] == .string("pro"))
+            let instance = try await tidings.audit.list(workspaceId: "instance", filter: .init(action: "workspace.deleted"), cursor: nil, limit: 10)
+            #expect(instance.items.first?.change.targetId == doomed.id)
+            #expect(try await tidings.audit.verify().allSatisfy { $0.problem == nil }, "the deleted workspace's audit stream remains intact")
         }
     }
 }

@@ -181,6 +181,12 @@ struct LiveServerTests {
         #expect(report?["intact"] as? Bool == true)
         #expect((report?["events"] as? Int ?? 0) >= 5, "workspace, keys and the data-key rotation are recorded")
 
+        let unconfirmed = try server.command(["workspace", "delete", "--id", workspaceId])
+        #expect(unconfirmed.status != 0 && unconfirmed.stderr.contains("--yes"))
+        #expect(try server.command(["workspace", "delete", "--id", workspaceId, "--yes"]).status == 0)
+        #expect(!(try server.command(["workspace", "list"]).stdout.contains(workspaceId)))
+        #expect(try server.command(["audit", "verify"]).status == 0)
+
         let bad = try server.command(["workspace", "create", "--name", "Bad", "--owner-email", "not-an-address"])
         #expect(bad.status != 0)
         #expect(bad.stderr.contains("email"))
