@@ -3,6 +3,8 @@ import PackageDescription
 
 // The library targets mirror the layers in DESIGN.md; data flows down only:
 // TidingsApp → TidingsHTTP → TidingsServices → (TidingsDomain, TidingsStorage, TidingsCrypto)
+// TidingsKMS (key-encryption keys held by a key management service) sits beside TidingsCrypto;
+// only TidingsApp picks it.
 let package = Package(
     name: "tidings",
     platforms: [.macOS(.v15)],
@@ -17,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/vapor/sql-kit", from: "3.36.0"),
         .package(url: "https://github.com/vapor/sqlite-kit", from: "4.5.2"),
@@ -33,6 +36,17 @@ let package = Package(
                 "TidingsDomain",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
+        // KEK providers backed by a key management service: AWS KMS (and compatible) over SigV4.
+        .target(
+            name: "TidingsKMS",
+            dependencies: [
+                "TidingsCrypto",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         // Repositories over SQLKit, migrations, SQLite and PostgreSQL clients.
@@ -80,6 +94,7 @@ let package = Package(
             dependencies: [
                 "TidingsDomain",
                 "TidingsCrypto",
+                "TidingsKMS",
                 "TidingsStorage",
                 "TidingsServices",
                 "TidingsHTTP",
@@ -102,10 +117,12 @@ let package = Package(
             dependencies: [
                 "TidingsDomain",
                 "TidingsCrypto",
+                "TidingsKMS",
                 "TidingsStorage",
                 "TidingsServices",
                 "TidingsHTTP",
                 "TidingsApp",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
