@@ -8,6 +8,12 @@ public protocol KeyEncryptionKeyProvider: Sendable {
     var kekId: String { get }
     func wrap(_ key: SymmetricKey, for workspaceId: String) async throws -> Data
     func unwrap(_ wrapped: Data, for workspaceId: String) async throws -> SymmetricKey
+    /// Releases what the provider holds open (a KMS provider's HTTP client); called once, at shutdown.
+    func shutdown() async throws
+}
+
+extension KeyEncryptionKeyProvider {
+    public func shutdown() async throws {}
 }
 
 /// The zero-config KEK: 256 random bits in a file outside the database, mode 0600.
