@@ -6,6 +6,7 @@ import ServiceLifecycle
 import TidingsCrypto
 import TidingsDomain
 import TidingsHTTP
+import TidingsKMS
 import TidingsServices
 import TidingsStorage
 
@@ -20,6 +21,8 @@ public struct Tidings: Sendable {
     public let logger: Logger
     /// Workspace keys for sealing personal data and secrets at rest.
     public let keyring: Keyring
+    /// Wraps the workspaces' data keys: the local KEK file, or a KMS.
+    public let keyProvider: any KeyEncryptionKeyProvider
 
     public var workspaces: WorkspaceService { WorkspaceService(environment) }
     public let apiKeys: APIKeyService
@@ -65,32 +68,61 @@ public struct Tidings: Sendable {
             atPath: configuration.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]
         )
         let hashKey = try ServerSecrets.apiKeyHashKey(configuration)
+        let keyProvider = try makeKeyProvider(configuration)
         let database: any DatabaseClient
-        switch configuration.database {
-        case .sqlite(let path):
-            database = try await SQLiteDatabaseClient.open(path: path, durability: configuration.sqliteDurability, logger: logger)
-        case .postgres(let settings):
-            database = try PostgresDatabaseClient(settings: settings, logger: logger)
+        do {
+            switch configuration.database {
+            case .sqlite(let path):
+                database = try await SQLiteDatabaseClient.open(path: path, durability: configuration.sqliteDurability, logger: logger)
+            case .postgres(let settings):
+                database = try PostgresDatabaseClient(settings: settings, logger: logger)
+            }
+        } catch {
+            try? await keyProvider.shutdown()
+            throw error
         }
         var ownerDatabase: (any DatabaseClient)?
         if case .postgres(let settings) = configuration.databaseOwner {
-            ownerDatabase = try PostgresDatabaseClient(settings: settings, maxConnections: 2, logger: logger)
+            do {
+                ownerDatabase = try PostgresDatabaseClient(settings: settings, maxConnections: 2, logger: logger)
+            } catch {
+                try? await keyProvider.shutdown()
+                throw error
+            }
         }
-        let keyring = Keyring(database: database, provider: try LocalKeyProvider.loadOrCreate(at: configuration.kekFile), now: now)
+        let keyring = Keyring(database: database, provider: keyProvider, now: now)
         let environment = ServiceEnvironment(database: database, hasher: SecretHasher(key: hashKey), keyring: keyring, now: now, logger: logger)
         return Tidings(
             configuration: configuration, database: database, ownerDatabase: ownerDatabase, environment: environment,
-            keyring: keyring, logger: logger, commonPasswords: Self.loadCommonPasswords(configuration.commonPasswordsFile, logger: logger)
+            keyring: keyring, keyProvider: keyProvider, logger: logger,
+            commonPasswords: Self.loadCommonPasswords(configuration.commonPasswordsFile, logger: logger)
         )
+    }
+
+    /// The key-encryption-key provider the configuration names. A KMS provider holds an HTTP
+    /// client, released by `withDatabase` and `serve` when they end.
+    static func makeKeyProvider(_ configuration: TidingsConfiguration) throws -> any KeyEncryptionKeyProvider {
+        switch configuration.kekProvider {
+        case .local:
+            return try LocalKeyProvider.loadOrCreate(at: configuration.kekFile)
+        case .awsKMS:
+            guard let settings = configuration.awsKMS else {
+                throw TidingsConfiguration.Invalid(description: "TIDINGS_KMS_PROVIDER=aws-kms without its settings.")
+            }
+            // Requests are signed with the real time, whatever clock the services are given.
+            return try AWSKMSKeyProvider(settings: settings)
+        }
     }
 
     private init(
         configuration: TidingsConfiguration, database: any DatabaseClient, ownerDatabase: (any DatabaseClient)?,
-        environment: ServiceEnvironment, keyring: Keyring, logger: Logger, commonPasswords: CommonPasswordList
+        environment: ServiceEnvironment, keyring: Keyring, keyProvider: any KeyEncryptionKeyProvider, logger: Logger,
+        commonPasswords: CommonPasswordList
     ) {
         self.ownerDatabase = ownerDatabase
         self.configuration = configuration
         self.keyring = keyring
+        self.keyProvider = keyProvider
         self.database = database
         self.environment = environment
         self.logger = logger
@@ -135,7 +167,8 @@ public struct Tidings: Sendable {
         }
     }
 
-    /// Runs `body` while the database machinery runs (PostgreSQL's pool needs a running task), then closes it.
+    /// Runs `body` while the database machinery runs (PostgreSQL's pool needs a running task), then
+    /// closes it and releases the key provider.
     public func withDatabase<T: Sendable>(_ body: @Sendable (Tidings) async throws -> T) async throws -> T {
         try await withThrowingTaskGroup(of: Void.self) { group in
             if database.kind == .postgres {
@@ -149,10 +182,12 @@ public struct Tidings: Sendable {
                 let result = try await body(self)
                 try await database.close()
                 try await ownerDatabase?.close()
+                try await keyProvider.shutdown()
                 return result
             } catch {
                 try? await database.close()
                 try? await ownerDatabase?.close()
+                try? await keyProvider.shutdown()
                 throw error
             }
         }
@@ -176,11 +211,13 @@ public struct Tidings: Sendable {
         Application(
             router: try makeRouter(),
             configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: nil),
-            onServerRunning: { [logger, configuration] channel in
+            onServerRunning: { [logger, configuration, keyProvider] channel in
                 logger.notice("Tidings is serving", metadata: [
                     "address": "\(channel.localAddress.map { "\($0)" } ?? "?")",
                     "database": "\(configuration.database.redacted)",
                     "environment": "\(configuration.environment.rawValue)",
+                    // Names the KEK (never its material or any credential).
+                    "kek": "\(keyProvider.kekId)",
                 ])
             },
             logger: logger
@@ -211,8 +248,11 @@ public struct Tidings: Sendable {
         } catch {
             // The database service may not have reached its own close (e.g. the port was taken).
             try? await database.close()
+            try? await keyProvider.shutdown()
             throw error
         }
+        // The server has drained: no request needs the key provider any more.
+        try await keyProvider.shutdown()
     }
 }
 

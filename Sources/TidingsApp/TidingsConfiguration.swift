@@ -2,6 +2,7 @@ import Configuration
 import Foundation
 import Logging
 import TidingsDomain
+import TidingsKMS
 import TidingsStorage
 
 /// Every setting of Tidings, read once at start-up.
@@ -11,6 +12,10 @@ import TidingsStorage
 /// camelCase such as `"httpPort": 8080`), then the defaults below.
 public struct TidingsConfiguration: Sendable {
     public enum LogFormat: String, Sendable, CaseIterable { case text, json }
+    public enum KEKProvider: String, Sendable, CaseIterable {
+        case local
+        case awsKMS = "aws-kms"
+    }
 
     /// Holds the SQLite database, the server secrets and (later) TLS material. Default `./tidings-data`.
     public var dataDirectory: String
@@ -35,6 +40,10 @@ public struct TidingsConfiguration: Sendable {
     public var sqliteDurability: SQLiteDatabaseClient.Durability
     /// The local key-encryption key (default `secrets/kek.key` in the data directory).
     public var kekFile: String
+    /// What holds the key-encryption key: `local` (default: the KEK file) or `aws-kms`.
+    public var kekProvider: KEKProvider
+    /// The AWS KMS key, endpoint and credentials; set exactly when `kekProvider` is `aws-kms`.
+    public var awsKMS: AWSKMSKeyProvider.Settings?
     /// The largest CSV upload `POST /v1/contacts/import` reads (default 256 MiB).
     public var importMaxBytes: Int
     /// Dashboard sessions end after this many idle minutes (default 30) ...
@@ -68,6 +77,16 @@ public struct TidingsConfiguration: Sendable {
         public static let sessionMaxHours = "tidings.sessionMaxHours"
         public static let accountInactivityDays = "tidings.accountInactivityDays"
         public static let commonPasswordsFile = "tidings.commonPasswordsFile"
+        public static let kmsProvider = "tidings.kmsProvider"
+        public static let kmsKeyId = "tidings.kmsKeyId"
+        public static let kmsRegion = "tidings.kmsRegion"
+        public static let kmsEndpoint = "tidings.kmsEndpoint"
+        // AWS's own variables, read as AWS tools read them.
+        public static let awsRegion = "aws.region"
+        public static let awsDefaultRegion = "aws.defaultRegion"
+        public static let awsAccessKeyId = "aws.accessKeyId"
+        public static let awsSecretAccessKey = "aws.secretAccessKey"
+        public static let awsSessionToken = "aws.sessionToken"
     }
 
     public struct Invalid: Error, CustomStringConvertible {
@@ -162,6 +181,8 @@ public struct TidingsConfiguration: Sendable {
         commonPasswordsFile = string(Key.commonPasswordsFile) ?? "/usr/share/john/password.lst"
         apiKeySecretFile = string(Key.apiKeySecretFile) ?? "\(dataDirectory)/secrets/api-key-hmac.key"
         kekFile = string(Key.kekFile) ?? "\(dataDirectory)/secrets/kek.key"
+        kekProvider = try choice(Key.kmsProvider, KEKProvider.local)
+        awsKMS = kekProvider == .awsKMS ? try Self.awsKMSSettings(reader) : nil
     }
 
     /// The environment variable that sets `key`, for error messages.

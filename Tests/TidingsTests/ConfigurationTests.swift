@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TidingsApp
+import TidingsKMS
 import TidingsStorage
 
 @Suite("Configuration")
@@ -15,6 +16,7 @@ struct ConfigurationTests {
         #expect(configuration.publicURL == "http://127.0.0.1:8080")
         #expect(configuration.environment == .production)
         #expect(configuration.logFormat == .text)
+        #expect(configuration.kekProvider == .local && configuration.awsKMS == nil)
     }
 
     @Test("Flags win over TIDINGS_* variables, which win over the config file")
@@ -75,6 +77,61 @@ struct ConfigurationTests {
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: keyFile)
         await #expect(throws: (any Error).self) {
             _ = try await Tidings.open(configuration, logger: .init(label: "test"))
+        }
+    }
+
+    static let awsKMS = [
+        "TIDINGS_KMS_PROVIDER": "aws-kms", "TIDINGS_KMS_KEY_ID": "alias/tidings", "AWS_REGION": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+    ]
+
+    @Test("aws-kms takes its key and region from TIDINGS_KMS_* (region also from AWS_REGION / AWS_DEFAULT_REGION) and AWS credentials")
+    func awsKMSSettings() async throws {
+        let configuration = try await TidingsConfiguration.load(flags: [:], environment: Self.awsKMS.merging(["AWS_SESSION_TOKEN": "token-123"]) { $1 })
+        #expect(configuration.kekProvider == .awsKMS)
+        let settings = try #require(configuration.awsKMS)
+        #expect(settings.keyId == "alias/tidings")
+        #expect(settings.region == "eu-west-1")
+        #expect(settings.endpoint.requestURL == "https://kms.eu-west-1.amazonaws.com/")
+        #expect(settings.credentials == AWSCredentials(
+            accessKeyId: "AKIDEXAMPLE", secretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", sessionToken: "token-123"
+        ))
+        for text in ["\(settings)", String(reflecting: settings), { var out = ""; dump(configuration, to: &out); return out }()] {
+            #expect(!text.contains("EXAMPLEKEY") && !text.contains("token-123"), "credentials printed: \(text)")
+        }
+
+        var environment = Self.awsKMS
+        environment["AWS_REGION"] = nil
+        environment["AWS_DEFAULT_REGION"] = "us-west-2"
+        #expect(try await TidingsConfiguration.load(flags: [:], environment: environment).awsKMS?.region == "us-west-2")
+        environment["AWS_REGION"] = "eu-central-1"
+        #expect(try await TidingsConfiguration.load(flags: [:], environment: environment).awsKMS?.region == "eu-central-1")
+        environment["TIDINGS_KMS_REGION"] = "ap-south-1"
+        environment["TIDINGS_KMS_ENDPOINT"] = "http://127.0.0.1:4566"
+        let local = try await TidingsConfiguration.load(flags: [:], environment: environment).awsKMS
+        #expect(local?.region == "ap-south-1")
+        #expect(local?.endpoint.requestURL == "http://127.0.0.1:4566/")
+    }
+
+    @Test("aws-kms without a setting it needs, or with a wrong one, is refused naming the variable", arguments: [
+        ("TIDINGS_KMS_KEY_ID", nil, "TIDINGS_KMS_KEY_ID"),
+        ("AWS_ACCESS_KEY_ID", nil, "AWS_ACCESS_KEY_ID"),
+        ("AWS_SECRET_ACCESS_KEY", nil, "AWS_SECRET_ACCESS_KEY"),
+        ("AWS_REGION", nil, "TIDINGS_KMS_REGION"),
+        ("AWS_REGION", "eu-west-1.evil.test/", "TIDINGS_KMS_REGION"),
+        ("TIDINGS_KMS_ENDPOINT", "http://kms.internal:4566", "TIDINGS_KMS_ENDPOINT"),
+        ("TIDINGS_KMS_ENDPOINT", "http://10.1.2.3", "TIDINGS_KMS_ENDPOINT"),
+        ("TIDINGS_KMS_PROVIDER", "vault", "TIDINGS_KMS_PROVIDER"),
+    ] as [(String, String?, String)])
+    func awsKMSSettingsAreRequired(variable: String, value: String?, named: String) async throws {
+        var environment = Self.awsKMS
+        environment[variable] = value
+        do {
+            _ = try await TidingsConfiguration.load(flags: [:], environment: environment)
+            Issue.record("\(variable)=\(value ?? "(unset)") was accepted")
+        } catch let error as TidingsConfiguration.Invalid {
+            #expect(error.description.contains(named), "\(error)")
+            #expect(!error.description.contains("EXAMPLEKEY"))
         }
     }
 }
