@@ -21,16 +21,18 @@ final class TestClock: Sendable {
 }
 
 /// Opens a migrated Tidings on a fresh database of `backend`, runs `body`, and cleans up.
+/// `environment` stands for the process environment (e.g. AWS credentials).
 func withTidings<T: Sendable>(
     _ backend: TestBackend,
     clock: TestClock? = nil,
     flags: [String: String] = [:],
+    environment: [String: String] = [:],
     _ body: @Sendable (Tidings) async throws -> T
 ) async throws -> T {
     let scratch = try await Scratch.make(backend)
     let configuration = try await TidingsConfiguration.load(
         flags: scratch.flags.merging(flags) { $1 },
-        environment: [:]
+        environment: environment
     )
     let logger = TestLog.logger("test")
     let now: @Sendable () -> Date
@@ -75,9 +77,10 @@ func withAPI<T: Sendable>(
     _ backend: TestBackend,
     clock: TestClock? = nil,
     flags: [String: String] = [:],
+    environment: [String: String] = [:],
     _ body: @Sendable (TestClient, Tidings) async throws -> T
 ) async throws -> T {
-    try await withTidings(backend, clock: clock, flags: flags) { tidings in
+    try await withTidings(backend, clock: clock, flags: flags, environment: environment) { tidings in
         let application = try tidings.buildApplication()
         return try await application.test(.router) { client in
             try await body(TestClient(client: client), tidings)

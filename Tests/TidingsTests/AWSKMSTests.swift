@@ -1,0 +1,234 @@
+import Crypto
+import Foundation
+import Testing
+import TidingsApp
+import TidingsCrypto
+@testable import TidingsKMS
+import TidingsServices
+import TidingsStorage
+
+/// The `aws-kms` key-encryption-key provider against a real KMS-compatible server (moto) on loopback.
+/// One test at a time: each starts its own moto_server, and several Python servers starting at
+/// once starve the rest of the run on a small machine.
+@Suite("AWS KMS", .serialized)
+struct AWSKMSTests {
+    @Test("A data key wrapped by KMS unwraps for its own workspace only")
+    func wrapUnwrap() async throws {
+        try await MotoServer.with { moto in
+            let keyId = try await moto.createKey()
+            try await moto.withProvider(keyId: keyId) { provider in
+                #expect(provider.kekId == "aws-kms:\(keyId)")
+
+                let dataKey = SymmetricKey(size: .bits256)
+                let raw = dataKey.withUnsafeBytes { Data($0) }
+                let wrapped = try await provider.wrap(dataKey, for: "ws_a")
+                #expect(wrapped.range(of: raw) == nil, "the wrapped form does not hold the key")
+                #expect(try await provider.unwrap(wrapped, for: "ws_a") == dataKey)
+
+                // The workspace is the encryption context: a wrapped key copied elsewhere does not unwrap.
+                do {
+                    _ = try await provider.unwrap(wrapped, for: "ws_b")
+                    Issue.record("a key wrapped for ws_a unwrapped for ws_b")
+                } catch let error as KMSError {
+                    #expect(error.operation == "Decrypt")
+                    #expect(error.errorType == "InvalidCiphertextException")
+                }
+            }
+        }
+    }
+
+    @Test("GenerateDataKey gives a 256-bit key whose wrapped form unwraps to it, for its workspace only")
+    func generateDataKey() async throws {
+        try await MotoServer.with { moto in
+            try await moto.withProvider(keyId: try await moto.createKey()) { provider in
+                let generated = try await provider.generateDataKey(for: "ws_a")
+                #expect(generated.key.bitCount == 256)
+                #expect(try await provider.unwrap(generated.wrapped, for: "ws_a") == generated.key)
+                await #expect(throws: KMSError.self) { _ = try await provider.unwrap(generated.wrapped, for: "ws_b") }
+            }
+        }
+    }
+
+    @Test("ReEncrypt moves a wrapped key under another KMS key, which then unwraps it; the old key no longer does")
+    func rewrap() async throws {
+        try await MotoServer.with { moto in
+            let oldKey = try await moto.createKey()
+            let newKey = try await moto.createKey()
+            try await moto.withProvider(keyId: oldKey) { old in
+                try await moto.withProvider(keyId: newKey) { new in
+                    let dataKey = SymmetricKey(size: .bits256)
+                    let wrapped = try await old.wrap(dataKey, for: "ws_a")
+                    let rewrapped = try await old.rewrap(wrapped, for: "ws_a", toKeyId: newKey)
+                    #expect(rewrapped != wrapped)
+                    #expect(AWSKMSKeyProvider.kekId(forKeyId: newKey) == new.kekId)
+                    #expect(try await new.unwrap(rewrapped, for: "ws_a") == dataKey)
+                    // Unwrapping is pinned to the provider's own key.
+                    await #expect(throws: KMSError.self) { _ = try await old.unwrap(rewrapped, for: "ws_a") }
+                    await #expect(throws: KMSError.self) { _ = try await new.unwrap(rewrapped, for: "ws_b") }
+                }
+            }
+        }
+    }
+
+    @Test("Bad credentials and unknown keys fail with the operation and KMS's error type")
+    func clearErrors() async throws {
+        try await MotoServer.with { moto in
+            let keyId = try await moto.createKey()
+            let dataKey = SymmetricKey(size: .bits256)
+            let cases: [(AWSCredentials, String, String)] = [
+                (AWSCredentials(accessKeyId: moto.credentials.accessKeyId, secretAccessKey: "not-the-secret"), keyId, "SignatureDoesNotMatch"),
+                (AWSCredentials(accessKeyId: "AKIDUNKNOWN", secretAccessKey: "whatever"), keyId, "InvalidClientTokenId"),
+                (moto.credentials, "11111111-2222-3333-4444-555555555555", "NotFoundException"),
+            ]
+            for (credentials, key, type) in cases {
+                try await moto.withProvider(keyId: key, credentials: credentials) { provider in
+                    do {
+                        _ = try await provider.wrap(dataKey, for: "ws_a")
+                        Issue.record("wrapping succeeded; expected \(type)")
+                    } catch let error as KMSError {
+                        #expect(error.operation == "Encrypt")
+                        #expect(error.errorType == type)
+                        #expect(error.description.hasPrefix("AWS KMS Encrypt failed with \(type) (HTTP "), "\(error)")
+                        #expect(!error.description.contains("not-the-secret"))
+                    }
+                }
+            }
+        }
+    }
+
+    @Test("A KMS that does not answer in time fails the request with a clear error")
+    func timeout() async throws {
+        // Listens (the kernel completes the handshake) but never answers.
+        let socket = try MotoServer.boundLoopbackSocket()
+        defer { close(socket) }
+        #expect(listen(socket, 8) == 0)
+        let port = try MotoServer.port(of: socket)
+        let settings = AWSKMSKeyProvider.Settings(
+            keyId: "alias/tidings", region: "us-east-1", endpoint: try KMSEndpoint(parsing: "http://127.0.0.1:\(port)"),
+            credentials: AWSCredentials(accessKeyId: "AKIDEXAMPLE", secretAccessKey: "secret"), timeout: .milliseconds(500)
+        )
+        try await withKMSProvider(settings) { provider in
+            let started = ContinuousClock.now
+            do {
+                _ = try await provider.wrap(SymmetricKey(size: .bits256), for: "ws_a")
+                Issue.record("a silent endpoint answered")
+            } catch let error as KMSError {
+                #expect(error.operation == "Encrypt")
+                guard case .transport = error.reason else {
+                    Issue.record("expected a transport failure, got \(error)")
+                    return
+                }
+                #expect(error.description.hasPrefix("AWS KMS Encrypt failed: no answer"))
+            }
+            // Without the limit the request would wait for ever; the bound leaves room for a loaded machine.
+            #expect(ContinuousClock.now - started < .seconds(30))
+        }
+    }
+
+    @Test("Plain http:// is accepted only for loopback endpoints", arguments: [
+        ("https://kms.eu-west-1.amazonaws.com", true),
+        ("https://kms.internal:8443/", true),
+        ("http://127.0.0.1:4566", true),
+        ("http://127.8.9.10", true),
+        ("http://localhost:4566", true),
+        ("http://[::1]:4566", true),
+        ("http://10.0.0.5:4566", false),
+        ("http://kms.eu-west-1.amazonaws.com", false),
+        ("http://127.0.0.1.example.com", false),
+        ("http://[::2]:4566", false),
+        ("http://128.0.0.1", false),
+        ("ftp://127.0.0.1", false),
+        ("kms.eu-west-1.amazonaws.com", false),
+        ("https://user:pass@kms.eu-west-1.amazonaws.com", false),
+    ])
+    func endpointSchemes(url: String, accepted: Bool) throws {
+        if accepted {
+            let endpoint = try KMSEndpoint(parsing: url)
+            #expect(endpoint.path == "/")
+        } else {
+            #expect(throws: KMSEndpoint.Refused.self) { _ = try KMSEndpoint(parsing: url) }
+        }
+    }
+
+    @Test("The endpoint's Host header and request URL")
+    func endpointForms() throws {
+        #expect(try KMSEndpoint.aws(region: "eu-west-1").requestURL == "https://kms.eu-west-1.amazonaws.com/")
+        #expect(try KMSEndpoint.aws(region: "eu-west-1").hostHeader == "kms.eu-west-1.amazonaws.com")
+        #expect(try KMSEndpoint.aws(region: "cn-north-1").hostHeader == "kms.cn-north-1.amazonaws.com.cn")
+        #expect(try KMSEndpoint(parsing: "http://127.0.0.1:4566").hostHeader == "127.0.0.1:4566")
+        #expect(try KMSEndpoint(parsing: "http://[::1]:4566").requestURL == "http://[::1]:4566/")
+        #expect(try KMSEndpoint(parsing: "https://kms.example.test:443").hostHeader == "kms.example.test")
+    }
+
+    @Test("KMS error answers are read from JSON, the error-type header or AWS's XML form")
+    func errorParsing() {
+        func reason(_ body: String, status: Int = 400, header: String? = nil) -> KMSError.Reason {
+            KMSClient.serviceError(status: status, errorTypeHeader: header, body: Data(body.utf8))
+        }
+        #expect(reason(#"{"__type":"com.amazonaws.kms#NotFoundException","message":"Key 'k' does not exist"}"#)
+            == .service(type: "NotFoundException", message: "Key 'k' does not exist", status: 400))
+        #expect(reason(#"{"__type":"AccessDeniedException","Message":"denied"}"#) == .service(type: "AccessDeniedException", message: "denied", status: 400))
+        #expect(reason("", status: 403, header: "UnrecognizedClientException:http://internal.amazon.com/coral/")
+            == .service(type: "UnrecognizedClientException", message: "", status: 403))
+        #expect(reason("<ErrorResponse><Error><Code>SignatureDoesNotMatch</Code><Message>no</Message></Error></ErrorResponse>", status: 403)
+            == .service(type: "SignatureDoesNotMatch", message: "no", status: 403))
+        #expect(reason("Bad Gateway", status: 502) == .service(type: "HTTP 502", message: "", status: 502))
+        let error = KMSError(operation: "Decrypt", reason: .service(type: "InvalidCiphertextException", message: "", status: 400))
+        #expect(error.description == "AWS KMS Decrypt failed with InvalidCiphertextException (HTTP 400)")
+    }
+
+    @Test("Tidings configured with aws-kms seals and opens event properties through the API", arguments: TestBackend.all)
+    func endToEnd(backend: TestBackend) async throws {
+        try await MotoServer.with { moto in
+            let keyId = try await moto.createKey()
+            let flags = [
+                TidingsConfiguration.Key.kmsProvider: "aws-kms",
+                TidingsConfiguration.Key.kmsKeyId: keyId,
+                TidingsConfiguration.Key.kmsEndpoint: moto.endpoint,
+            ]
+            let environment = [
+                "AWS_REGION": MotoServer.region,
+                "AWS_ACCESS_KEY_ID": moto.credentials.accessKeyId,
+                "AWS_SECRET_ACCESS_KEY": moto.credentials.secretAccessKey,
+            ]
+            try await withAPI(backend, flags: flags, environment: environment) { api, tidings in
+                #expect(tidings.keyProvider.kekId == "aws-kms:\(keyId)")
+                let workspace = try await tidings.makeWorkspace()
+                let marker = "plan-\(UUID().uuidString)"
+                let recorded = try await api.post("/v1/events", key: workspace.key, json: [
+                    "email": "kms@example.com", "slug": "upgraded", "properties": ["plan": marker, "seats": 7],
+                ])
+                #expect(recorded.status == .created)
+                let events = try await api.get("/v1/contacts/kms@example.com/events", key: workspace.key)
+                let properties = events.data.first?["properties"] as? [String: Any]
+                #expect(properties?["plan"] as? String == marker)
+                #expect(properties?["seats"] as? Int == 7)
+
+                let stored = try await tidings.database.read { db in
+                    try await db.raw("SELECT id, properties FROM events").all().map {
+                        (id: try $0.decode(column: "id", as: String.self), properties: try $0.decode(column: "properties", as: String?.self) ?? "")
+                    }
+                }
+                #expect(stored.count == 1)
+                let sealed = try #require(stored.first)
+                #expect(!sealed.properties.contains(marker))
+
+                // The data key is stored wrapped by the KMS key, under the workspace's context.
+                let keys = try await tidings.database.read { db in try await WorkspaceKeyRepository(db, workspaceId: workspace.id).list(.data) }
+                #expect(keys.count == 1)
+                #expect(keys.first?.kekId == "aws-kms:\(keyId)")
+                try await moto.withProvider(keyId: keyId) { other in
+                    let wrapped = try #require(keys.first?.wrapped)
+                    _ = try await other.unwrap(wrapped, for: workspace.id)
+                    await #expect(throws: KMSError.self) { _ = try await other.unwrap(wrapped, for: "ws_other") }
+
+                    // Another instance, with its own provider for the same KMS key, opens what this one sealed.
+                    let vault = try await Keyring(database: tidings.database, provider: other).vault(for: workspace.id)
+                    let opened = try await vault.open(sealed.properties, table: "events", column: "properties", row: sealed.id)
+                    #expect(opened.contains(marker))
+                }
+                #expect(!FileManager.default.fileExists(atPath: tidings.configuration.kekFile), "no local KEK is made")
+            }
+        }
+    }
+}
