@@ -26,6 +26,13 @@ struct KeysCommand: AsyncParsableCommand {
         @OptionGroup var settings: SettingsOptions
 
         func run() async throws {
+            // A KEK held in KMS is rotated there (KMS keeps older key material, so wraps stay readable).
+            if let configuration = try? await TidingsConfiguration.load(flags: settings.flags, environment: ProcessInfo.processInfo.environment),
+               configuration.kekProvider != .local {
+                throw ValidationError(
+                    "rotate-kek replaces the local KEK file; with TIDINGS_KMS_PROVIDER=\(configuration.kekProvider.rawValue) the KEK lives in KMS."
+                )
+            }
             // Bring the schema up to date with the current KEK first.
             let kekFile = try await settings.withTidings { tidings in tidings.configuration.kekFile }
             let previous = try LocalKeyProvider.loadOrCreate(at: kekFile)

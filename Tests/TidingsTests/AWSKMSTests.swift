@@ -177,6 +177,21 @@ struct AWSKMSTests {
         #expect(error.description == "AWS KMS Decrypt failed with InvalidCiphertextException (HTTP 400)")
     }
 
+    @Test("keys rotate-kek refuses to touch a KEK that lives in KMS, and makes no local KEK")
+    func rotateKEKIsRefused() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tidings-kms-cli-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let environment = ProcessInfo.processInfo.environment.merging([
+            "TIDINGS_DATA_DIR": directory.path, "TIDINGS_DATABASE_URL": "sqlite://\(directory.path)/tidings.sqlite",
+            "TIDINGS_KMS_PROVIDER": "aws-kms", "TIDINGS_KMS_KEY_ID": "alias/tidings", "TIDINGS_KMS_ENDPOINT": "http://127.0.0.1:9",
+            "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "not-a-real-secret",
+        ]) { $1 }
+        let result = try run(try ServerProcess.binary, ["keys", "rotate-kek"], environment: environment)
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("the KEK lives in KMS"), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("secrets/kek.key").path))
+    }
+
     @Test("Tidings configured with aws-kms seals and opens event properties through the API", arguments: TestBackend.all)
     func endToEnd(backend: TestBackend) async throws {
         try await MotoServer.with { moto in
