@@ -101,7 +101,7 @@ public struct Tidings: Sendable {
 
     /// The key-encryption-key provider the configuration names. A KMS provider holds an HTTP
     /// client, released by `withDatabase` and `serve` when they end.
-    static func makeKeyProvider(_ configuration: TidingsConfiguration) throws -> any KeyEncryptionKeyProvider {
+    public static func makeKeyProvider(_ configuration: TidingsConfiguration) throws -> any KeyEncryptionKeyProvider {
         switch configuration.kekProvider {
         case .local:
             return try LocalKeyProvider.loadOrCreate(at: configuration.kekFile)

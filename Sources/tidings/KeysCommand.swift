@@ -24,21 +24,32 @@ struct KeysCommand: AsyncParsableCommand {
         )
 
         @OptionGroup var settings: SettingsOptions
+        @Option(help: "With TIDINGS_KMS_PROVIDER=aws-kms: the KMS key to re-wrap every data key under (id, ARN or alias).")
+        var toKeyId: String?
 
         func run() async throws {
-            // A KEK held in KMS is rotated there (KMS keeps older key material, so wraps stay readable).
-            if let configuration = try? await TidingsConfiguration.load(flags: settings.flags, environment: ProcessInfo.processInfo.environment),
-               configuration.kekProvider != .local {
-                throw ValidationError(
-                    "rotate-kek replaces the local KEK file; with TIDINGS_KMS_PROVIDER=\(configuration.kekProvider.rawValue) the KEK lives in KMS."
-                )
+            let configuration: TidingsConfiguration
+            do {
+                configuration = try await TidingsConfiguration.load(flags: settings.flags, environment: ProcessInfo.processInfo.environment)
+            } catch let error as TidingsConfiguration.Invalid {
+                throw ValidationError(error.description)
             }
             // Bring the schema up to date with the current KEK first.
-            let kekFile = try await settings.withTidings { tidings in tidings.configuration.kekFile }
+            try await settings.withTidings { _ in }
+            if configuration.kekProvider == .awsKMS {
+                try await rotateInKMS(configuration)
+            } else {
+                guard toKeyId == nil else { throw ValidationError("--to-key-id applies with TIDINGS_KMS_PROVIDER=aws-kms only.") }
+                try await rotateLocal(configuration)
+            }
+        }
+
+        func rotateLocal(_ configuration: TidingsConfiguration) async throws {
+            let kekFile = configuration.kekFile
             let previous = try LocalKeyProvider.loadOrCreate(at: kekFile)
             let nextFile = kekFile + ".next"
             let next = try LocalKeyProvider.loadOrCreate(at: nextFile)
-            let count = try await settings.open(extraFlags: [TidingsConfiguration.Key.kekFile: nextFile]).withDatabase { tidings in
+            let count = try await settings.withTidings(migrate: false, extraFlags: [TidingsConfiguration.Key.kekFile: nextFile]) { tidings in
                 try await KeyRotation(tidings.environment).rewrapAll(from: previous, by: .commandLine)
             }
             let retired = "\(kekFile).retired-\(previous.kekId)"
@@ -46,6 +57,30 @@ struct KeysCommand: AsyncParsableCommand {
             try FileManager.default.moveItem(atPath: nextFile, toPath: kekFile)
             print("Re-wrapped \(count) keys with the new KEK \(next.kekId).")
             print("The previous KEK is kept at \(retired); delete it once nothing needs it.")
+        }
+
+        /// The KEK never leaves KMS: each data key is unwrapped with the current KMS key and
+        /// wrapped with the new one; Tidings is then pointed at the new key.
+        func rotateInKMS(_ configuration: TidingsConfiguration) async throws {
+            guard let toKeyId, !toKeyId.isEmpty else {
+                throw ValidationError("""
+                    With TIDINGS_KMS_PROVIDER=aws-kms, name the new KMS key: rotate-kek --to-key-id KEY. \
+                    (Rotation inside KMS keeps older key material, so it needs no re-wrapping.)
+                    """)
+            }
+            let previous = try Tidings.makeKeyProvider(configuration)
+            let result: Result<Int, any Error>
+            do {
+                result = .success(try await settings.withTidings(migrate: false, extraFlags: [TidingsConfiguration.Key.kmsKeyId: toKeyId]) { tidings in
+                    try await KeyRotation(tidings.environment).rewrapAll(from: previous, by: .commandLine)
+                })
+            } catch {
+                result = .failure(error)
+            }
+            try? await previous.shutdown()
+            let count = try result.get()
+            print("Re-wrapped \(count) keys from \(previous.kekId) to aws-kms:\(toKeyId).")
+            print("Now set TIDINGS_KMS_KEY_ID=\(toKeyId) on every instance; keep the previous key until no backup needs it.")
         }
     }
 

@@ -59,10 +59,12 @@ struct SettingsOptions: ParsableArguments {
     }
 
     /// Opens Tidings, applies pending migrations (unless `migrate` is false) and runs `body` with it.
-    func withTidings<T: Sendable>(migrate: Bool = true, _ body: @Sendable (Tidings) async throws -> T) async throws -> T {
+    func withTidings<T: Sendable>(
+        migrate: Bool = true, extraFlags: [String: String] = [:], _ body: @Sendable (Tidings) async throws -> T
+    ) async throws -> T {
         // Operator commands work across workspaces.
         try await TenantScope.with(.instance) {
-            try await open().withDatabase { tidings in
+            try await open(extraFlags: extraFlags).withDatabase { tidings in
                 if migrate { try await tidings.migrate() }
                 return try await body(tidings)
             }

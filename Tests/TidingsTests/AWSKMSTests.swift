@@ -177,19 +177,42 @@ struct AWSKMSTests {
         #expect(error.description == "AWS KMS Decrypt failed with InvalidCiphertextException (HTTP 400)")
     }
 
-    @Test("keys rotate-kek refuses to touch a KEK that lives in KMS, and makes no local KEK")
-    func rotateKEKIsRefused() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tidings-kms-cli-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let environment = ProcessInfo.processInfo.environment.merging([
-            "TIDINGS_DATA_DIR": directory.path, "TIDINGS_DATABASE_URL": "sqlite://\(directory.path)/tidings.sqlite",
-            "TIDINGS_KMS_PROVIDER": "aws-kms", "TIDINGS_KMS_KEY_ID": "alias/tidings", "TIDINGS_KMS_ENDPOINT": "http://127.0.0.1:9",
-            "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "not-a-real-secret",
-        ]) { $1 }
-        let result = try run(try ServerProcess.binary, ["keys", "rotate-kek"], environment: environment)
-        #expect(result.status != 0)
-        #expect(result.stderr.contains("the KEK lives in KMS"), "\(result.stderr)")
-        #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("secrets/kek.key").path))
+    @Test("keys rotate-kek --to-key-id re-wraps every data key under another KMS key, and the data stays readable")
+    func rotateKEKInKMS() async throws {
+        try await MotoServer.with { moto in
+            let first = try await moto.createKey()
+            let second = try await moto.createKey()
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tidings-kms-cli-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            func environment(_ keyId: String) -> [String: String] {
+                ProcessInfo.processInfo.environment.merging([
+                    "TIDINGS_DATA_DIR": directory.path, "TIDINGS_DATABASE_URL": "sqlite://\(directory.path)/tidings.sqlite",
+                    "TIDINGS_KMS_PROVIDER": "aws-kms", "TIDINGS_KMS_KEY_ID": keyId, "TIDINGS_KMS_ENDPOINT": moto.endpoint,
+                    "AWS_REGION": MotoServer.region, "AWS_ACCESS_KEY_ID": moto.credentials.accessKeyId,
+                    "AWS_SECRET_ACCESS_KEY": moto.credentials.secretAccessKey,
+                ]) { $1 }
+            }
+            let binary = try ServerProcess.binary
+            let created = try run(binary, ["workspace", "create", "--name", "KMS", "--owner-email", "kim@kms.test", "--json"], environment: environment(first))
+            #expect(created.status == 0, "\(created.stderr)")
+            let workspaceId = try #require((try JSONSerialization.jsonObject(with: Data(created.stdout.utf8)) as? [String: String])?["workspaceId"])
+            #expect(try run(binary, ["keys", "rotate-data-key", "--workspace", workspaceId], environment: environment(first)).status == 0)
+
+            let unnamed = try run(binary, ["keys", "rotate-kek"], environment: environment(first))
+            #expect(unnamed.status != 0 && unnamed.stderr.contains("--to-key-id"), "\(unnamed.stderr)")
+            let rotated = try run(binary, ["keys", "rotate-kek", "--to-key-id", second], environment: environment(first))
+            #expect(rotated.status == 0, "\(rotated.stderr)")
+            #expect(rotated.stdout.contains("TIDINGS_KMS_KEY_ID=\(second)"))
+
+            // Under the new key both the instance's and the workspace's keys open.
+            let listed = try run(binary, ["workspace", "list"], environment: environment(second))
+            #expect(listed.status == 0 && listed.stdout.contains(workspaceId), "\(listed.stderr)")
+            let resealed = try run(binary, ["keys", "rotate-data-key", "--workspace", workspaceId], environment: environment(second))
+            #expect(resealed.status == 0, "\(resealed.stderr)")
+            // The old key no longer opens anything.
+            #expect(try run(binary, ["workspace", "list"], environment: environment(first)).status != 0)
+            #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("secrets/kek.key").path), "no local KEK is made")
+        }
     }
 
     @Test("Tidings configured with aws-kms seals and opens event properties through the API", arguments: TestBackend.all)
