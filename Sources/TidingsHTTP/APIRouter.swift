@@ -13,10 +13,14 @@ struct APIRoutes {
         _ handler: @escaping @Sendable (Request, TidingsRequestContext) async throws -> Response
     ) {
         table.add(method, path)
-        let routerPath = path.split(separator: "/").map { segment in
+        group.on(Self.routerPath(path), method: method, use: handler)
+    }
+
+    /// `/v1/contacts/{email}` in the router's own syntax, `/v1/contacts/:email`.
+    static func routerPath(_ path: String) -> RouterPath {
+        RouterPath("/" + path.split(separator: "/").map { segment in
             segment.hasPrefix("{") ? ":" + segment.dropFirst().dropLast() : String(segment)
-        }.joined(separator: "/")
-        group.on(RouterPath("/" + routerPath), method: method, use: handler)
+        }.joined(separator: "/"))
     }
 }
 

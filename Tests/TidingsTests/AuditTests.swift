@@ -10,6 +10,28 @@ import TidingsStorage
 
 @Suite("Audit log")
 struct AuditTests {
+    /// Appends `count` events to the workspace's stream (after the 2 of its creation).
+    static func seed(_ tidings: Tidings, stream: String, count: Int) async throws {
+        let audit = try await tidings.environment.auditRecorder()
+        try await tidings.database.transaction { db in
+            try await audit.record((0..<count).map { index in
+                (stream, AuditActor.tester, AuditChange("contact.updated", target: ("contact", "ct_\(index)"), summary: ["n": .number(Double(index))]))
+            }, db: db)
+        }
+    }
+
+    /// What someone with the owner's access to the database does first: lift the guards.
+    @Sendable static func liftGuards(_ db: any SQLDatabase, backend: TestBackend) async throws {
+        if backend == .sqlite {
+            for trigger in ["audit_events_no_update", "audit_events_no_delete", "audit_checkpoints_no_update", "audit_checkpoints_no_delete"] {
+                try await db.raw("DROP TRIGGER IF EXISTS \(ident: trigger)").run()
+            }
+        } else {
+            try await db.raw("ALTER TABLE audit_events DISABLE TRIGGER USER").run()
+            try await db.raw("ALTER TABLE audit_checkpoints DISABLE TRIGGER USER").run()
+        }
+    }
+
     @Test("Every change through the API is recorded with actor, action, target and a pseudonymised summary", arguments: TestBackend.all)
     func apiChangesAreRecorded(backend: TestBackend) async throws {
         try await withAPI(backend) { client, tidings in
@@ -171,12 +193,7 @@ struct AuditTests {
         try await withTidings(backend) { tidings in
             let workspace = try await tidings.makeWorkspace()
             // 2 events from creating the workspace, then 248 more: checkpoints at 100 and 200.
-            let audit = try await tidings.environment.auditRecorder()
-            try await tidings.database.transaction { db in
-                try await audit.record((0..<248).map { index in
-                    (workspace.id, AuditActor.tester, AuditChange("contact.updated", target: ("contact", "ct_\(index)"), summary: ["n": .number(Double(index))]))
-                }, db: db)
-            }
+            try await Self.seed(tidings, stream: workspace.id, count: 248)
             #expect(try await tidings.audit.verify(stream: workspace.id).first?.problem == nil)
             #expect(try await tidings.audit.verify(stream: workspace.id).first?.checkpoints == 2)
 
@@ -188,15 +205,7 @@ struct AuditTests {
             }
             func tamper(_ statements: [SQLQueryString]) async throws {
                 try await tidings.adminDatabase.transaction { db in
-                    // Someone with direct access to the database lifts the guards first.
-                    if backend == .sqlite {
-                        for trigger in ["audit_events_no_update", "audit_events_no_delete", "audit_checkpoints_no_update", "audit_checkpoints_no_delete"] {
-                            try await db.raw("DROP TRIGGER IF EXISTS \(ident: trigger)").run()
-                        }
-                    } else {
-                        try await db.raw("ALTER TABLE audit_events DISABLE TRIGGER USER").run()
-                        try await db.raw("ALTER TABLE audit_checkpoints DISABLE TRIGGER USER").run()
-                    }
+                    try await Self.liftGuards(db, backend: backend)
                     for statement in statements { try await db.raw(statement).run() }
                 }
             }
@@ -248,27 +257,12 @@ struct AuditTests {
         try await withTidings(backend) { tidings in
             let workspace = try await tidings.makeWorkspace()
             let stream = workspace.id
-            let audit = try await tidings.environment.auditRecorder()
-            try await tidings.database.transaction { db in
-                try await audit.record((0..<248).map { index in
-                    (stream, AuditActor.tester, AuditChange("contact.updated", target: ("contact", "ct_\(index)")))
-                }, db: db)
-            }
-            @Sendable func lift(_ db: any SQLDatabase) async throws {
-                if backend == .sqlite {
-                    for trigger in ["audit_events_no_update", "audit_events_no_delete", "audit_checkpoints_no_update", "audit_checkpoints_no_delete"] {
-                        try await db.raw("DROP TRIGGER IF EXISTS \(ident: trigger)").run()
-                    }
-                } else {
-                    try await db.raw("ALTER TABLE audit_events DISABLE TRIGGER USER").run()
-                    try await db.raw("ALTER TABLE audit_checkpoints DISABLE TRIGGER USER").run()
-                }
-            }
+            try await Self.seed(tidings, stream: stream, count: 248)
             let thirtyFirst = try await tidings.database.read { db in
                 try await db.raw("SELECT id FROM audit_events WHERE stream = \(bind: stream) AND seq = 31").first()!.decode(column: "id", as: String.self)
             }
             try await tidings.adminDatabase.transaction { db in
-                try await lift(db)
+                try await Self.liftGuards(db, backend: backend)
                 try await db.raw("DELETE FROM audit_events WHERE stream = \(bind: stream) AND seq = 30").run()
             }
             let deleted = try #require(try await tidings.audit.verify(stream: stream).first?.problem)
@@ -284,19 +278,10 @@ struct AuditTests {
         try await withTidings(backend) { tidings in
             let workspace = try await tidings.makeWorkspace()
             let stream = workspace.id
-            let audit = try await tidings.environment.auditRecorder()
-            try await tidings.database.transaction { db in
-                try await audit.record((0..<248).map { index in
-                    (stream, AuditActor.tester, AuditChange("contact.updated", target: ("contact", "ct_\(index)")))
-                }, db: db)
-            }
+            try await Self.seed(tidings, stream: stream, count: 248)
             // Cut the tail past the checkpoint at 200 (heads rewritten too, as a careful attacker would).
             try await tidings.adminDatabase.transaction { db in
-                if backend == .sqlite {
-                    try await db.raw("DROP TRIGGER audit_events_no_delete").run()
-                } else {
-                    try await db.raw("ALTER TABLE audit_events DISABLE TRIGGER USER").run()
-                }
+                try await Self.liftGuards(db, backend: backend)
                 try await db.raw("DELETE FROM audit_events WHERE stream = \(bind: stream) AND seq > 150").run()
                 try await db.raw("UPDATE audit_heads SET seq = 150 WHERE stream = \(bind: stream)").run()
             }
@@ -306,19 +291,10 @@ struct AuditTests {
         try await withTidings(backend) { tidings in
             let workspace = try await tidings.makeWorkspace()
             let stream = workspace.id
-            let audit = try await tidings.environment.auditRecorder()
-            try await tidings.database.transaction { db in
-                try await audit.record((0..<148).map { index in
-                    (stream, AuditActor.tester, AuditChange("contact.updated", target: ("contact", "ct_\(index)")))
-                }, db: db)
-            }
+            try await Self.seed(tidings, stream: stream, count: 148)
             // Edit event 40 and recompute every hash after it: only the signed checkpoint can tell.
             try await tidings.adminDatabase.transaction { db in
-                if backend == .sqlite {
-                    try await db.raw("DROP TRIGGER audit_events_no_update").run()
-                } else {
-                    try await db.raw("ALTER TABLE audit_events DISABLE TRIGGER USER").run()
-                }
+                try await Self.liftGuards(db, backend: backend)
                 try await db.raw("UPDATE audit_events SET action = 'contact.viewed' WHERE stream = \(bind: stream) AND seq = 40").run()
                 var previous = try await db.raw("SELECT hash FROM audit_events WHERE stream = \(bind: stream) AND seq = 39").first()!.decode(column: "hash", as: String.self)
                 for row in try await AuditRepository(db, stream: stream).rows(from: 40, limit: 1000) {
@@ -343,11 +319,7 @@ struct AuditTests {
             #expect(try await tidings.audit.checkpointHeads() == 2, "the workspace's stream and the instance's")
             #expect(try await tidings.audit.checkpointHeads() == 0, "nothing new since")
             try await tidings.adminDatabase.transaction { db in
-                if backend == .sqlite {
-                    try await db.raw("DROP TRIGGER audit_events_no_delete").run()
-                } else {
-                    try await db.raw("ALTER TABLE audit_events DISABLE TRIGGER USER").run()
-                }
+                try await Self.liftGuards(db, backend: backend)
                 try await db.raw("DELETE FROM audit_events WHERE stream = \(bind: workspace.id) AND seq = 2").run()
                 try await db.raw("UPDATE audit_heads SET seq = 1 WHERE stream = \(bind: workspace.id)").run()
             }

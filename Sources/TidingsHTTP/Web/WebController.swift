@@ -20,8 +20,7 @@ struct WebController {
     func register(on router: Router<TidingsRequestContext>, table: RouteTable) {
         func add(_ method: HTTPRequest.Method, _ path: String, _ handler: @escaping @Sendable (Request, TidingsRequestContext) async throws -> Response) {
             table.add(method, path)
-            let routerPath = path.split(separator: "/").map { $0.hasPrefix("{") ? ":" + $0.dropFirst().dropLast() : String($0) }.joined(separator: "/")
-            router.on(RouterPath("/" + routerPath), method: method) { request, context in
+            router.on(APIRoutes.routerPath(path), method: method) { request, context in
                 do {
                     // Accounts span workspaces; each workspace page checks the member's role first.
                     return try await TenantScope.with(.instance) { try await handler(request, context) }
