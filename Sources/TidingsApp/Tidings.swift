@@ -238,6 +238,9 @@ public struct Tidings: Sendable {
                 .init(service: PeriodicJob(name: "inactive-accounts", interval: .seconds(3600), logger: logger) { [accounts] in
                     try await accounts.disableInactive()
                 }),
+                .init(service: PeriodicJob(name: "data-key-rotations", interval: .seconds(3600), logger: logger) { [environment] in
+                    try await KeyRotation(environment).finishRotations()
+                }),
                 .init(service: server),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -66,15 +66,25 @@ public struct KeyRotation: Sendable {
         return DataKeyResult(newKeyId: newKeyId, resealed: resealed, retiredKeysDeleted: deleted)
     }
 
-    /// Re-seals values still sealed with retired keys, then deletes those keys.
+    /// Re-seals values still sealed with retired keys, then deletes the retired keys that
+    /// every instance has stopped using (retired at least `Keyring.retiredKeyGrace` ago).
+    /// Keys retired more recently stay until a later run (the server runs one hourly).
     public func resealRetired(scope: String) async throws -> (resealed: Int, keysDeleted: Int) {
+        env.keyring.forget(workspaceId: scope)
         let vault = try await env.keyring.vault(for: scope)
         var resealed = 0
         for column in SealedColumn.all where (column.scopeColumn == nil) == (scope == Vault.instanceScope) {
             resealed += try await reseal(column, vault: vault)
         }
+        let cutoff = env.now() - Keyring.retiredKeyGrace
         let retired = try await env.database.read { db in
-            try await WorkspaceKeyRepository(db, workspaceId: scope).list(.data).filter { $0.retiredAt != nil }
+            try await WorkspaceKeyRepository(db, workspaceId: scope).list(.data).filter { ($0.retiredAt ?? .distantFuture) <= cutoff }
+        }
+        // Values another instance sealed with these keys during the grace period are re-sealed first.
+        if !retired.isEmpty {
+            for column in SealedColumn.all where (column.scopeColumn == nil) == (scope == Vault.instanceScope) {
+                resealed += try await reseal(column, vault: vault)
+            }
         }
         try await env.database.transaction { db in
             for key in retired { try await WorkspaceKeyRepository(db, workspaceId: scope).deleteRetired(id: key.id) }
@@ -121,6 +131,21 @@ public struct KeyRotation: Sendable {
             }
             count += updates.count
         }
+    }
+
+    /// Finishes rotations: for every scope with retired data keys, re-seals what still uses
+    /// them and deletes those past their grace period. Run hourly by the server.
+    @discardableResult
+    public func finishRotations() async throws -> Int {
+        let scopes = try await env.database.read { db in
+            try await db.raw("""
+                SELECT DISTINCT workspace_id AS scope FROM workspace_keys WHERE purpose = 'data' AND retired_at IS NOT NULL
+                UNION SELECT 'instance' AS scope FROM instance_keys WHERE purpose = 'data' AND retired_at IS NOT NULL
+                """).all().map { try $0.decode(column: "scope", as: String.self) }
+        }
+        var deleted = 0
+        for scope in scopes { deleted += try await resealRetired(scope: scope).keysDeleted }
+        return deleted
     }
 
     /// Re-wraps every stored key (all workspaces and the instance) from `previous` to this

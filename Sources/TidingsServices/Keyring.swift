@@ -12,7 +12,7 @@ import TidingsStorage
 /// workspace's key rows leaves its sealed values unreadable (crypto-shredding).
 public final class Keyring: Sendable {
     private struct Cache {
-        var vaults: [String: Vault] = [:]
+        var vaults: [String: (vault: Vault, loadedAt: Date)] = [:]
         var signer: CheckpointSigner?
     }
 
@@ -27,6 +27,14 @@ public final class Keyring: Sendable {
         self.now = now
     }
 
+    /// How long a scope's keys are used from memory before they are read again, so every
+    /// instance follows a data-key rotation made by another within this time.
+    public static let vaultLifetime: TimeInterval = 60
+
+    /// How long a retired data key is kept after rotation: long enough for every instance to
+    /// have stopped sealing with it (two vault lifetimes).
+    public static let retiredKeyGrace: TimeInterval = 2 * vaultLifetime
+
     /// The id of the KEK new keys are wrapped with.
     public var kekId: String { provider.kekId }
 
@@ -34,9 +42,12 @@ public final class Keyring: Sendable {
     /// retired ones still needed to open older values, and the blind-index key.
     /// The first call for a scope creates its keys.
     public func vault(for scope: String) async throws -> Vault {
-        if let vault = cache.withLock({ $0.vaults[scope] }) { return vault }
+        let now = now()
+        if let cached = cache.withLock({ $0.vaults[scope] }), now.timeIntervalSince(cached.loadedAt) < Self.vaultLifetime {
+            return cached.vault
+        }
         let vault = try await loadVault(scope)
-        cache.withLock { $0.vaults[scope] = vault }
+        cache.withLock { $0.vaults[scope] = (vault, now) }
         return vault
     }
 

@@ -8,7 +8,7 @@ struct KeysCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keys",
         abstract: "Rotate the key-encryption key and data keys.",
-        subcommands: [RotateKEK.self, RotateDataKey.self]
+        subcommands: [RotateKEK.self, RotateDataKey.self, FinishRotations.self]
     )
 
     struct RotateKEK: AsyncParsableCommand {
@@ -102,6 +102,23 @@ struct KeysCommand: AsyncParsableCommand {
                 }
                 let result = try await KeyRotation(tidings.environment).rotateDataKey(scope: workspace, by: .commandLine)
                 print("New data key \(result.newKeyId): re-sealed \(result.resealed) values, deleted \(result.retiredKeysDeleted) retired keys.")
+                print("The key just retired is deleted once every instance has switched (\(Int(Keyring.retiredKeyGrace)) s): by the server within the hour, or with `tidings keys finish-rotations`.")
+            }
+        }
+    }
+
+    struct FinishRotations: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "finish-rotations",
+            abstract: "Re-seal what still uses retired data keys and delete those every instance has stopped using."
+        )
+
+        @OptionGroup var settings: SettingsOptions
+
+        func run() async throws {
+            try await settings.withTidings { tidings in
+                let deleted = try await KeyRotation(tidings.environment).finishRotations()
+                print("Deleted \(deleted) retired data keys.")
             }
         }
     }

@@ -127,31 +127,47 @@ struct KeyringTests {
         }
     }
 
-    @Test("Rotating a data key re-seals every value, deletes the old key, and loses nothing", arguments: TestBackend.all)
+    @Test("Rotating a data key re-seals every value, deletes the old key once every instance has switched, and loses nothing", arguments: TestBackend.all)
     func dataKeyRotation(backend: TestBackend) async throws {
-        try await withTidings(backend) { tidings in
+        let clock = TestClock()
+        try await withTidings(backend, clock: clock) { tidings in
             let workspace = try await tidings.makeWorkspace()
+            // A second instance: the same database and KEK, its own keys in memory.
+            let other = ServiceEnvironment(
+                database: tidings.database, hasher: tidings.environment.hasher,
+                keyring: Keyring(database: tidings.database, provider: try LocalKeyProvider.loadOrCreate(at: tidings.configuration.kekFile), now: { clock.now }),
+                now: { clock.now }, logger: tidings.logger
+            )
             for index in 0..<3 {
                 _ = try await tidings.contacts.upsert(workspaceId: workspace.id, body: ["email": .string("r\(index)@example.com"), "plan": .string("p\(index)")], by: .tester)
                 _ = try await tidings.events.record(workspaceId: workspace.id, body: [
                     "email": .string("r\(index)@example.com"), "slug": .string("paid"), "properties": .object(["n": .number(Double(index))]),
                 ], by: .tester)
             }
+            _ = try await ContactService(other).get(workspaceId: workspace.id, email: "r0@example.com")
             let before = try await tidings.database.read { db in try await WorkspaceKeyRepository(db, workspaceId: workspace.id).list(.data) }
+
             let result = try await KeyRotation(tidings.environment).rotateDataKey(scope: workspace.id, by: .tester)
             #expect(result.resealed == 9, "3 emails, 3 attribute values, 3 event properties")
-            #expect(result.retiredKeysDeleted == 1)
+            #expect(result.retiredKeysDeleted == 0, "the old key stays while other instances may still use it")
+            // The other instance still seals with the old key for up to a minute.
+            _ = try await ContactService(other).upsert(workspaceId: workspace.id, body: ["email": .string("late@example.com"), "plan": .string("late")], by: .tester)
+
+            clock.advance(by: Keyring.retiredKeyGrace + 1)
+            #expect(try await KeyRotation(tidings.environment).finishRotations() == 1)
             let after = try await tidings.database.read { db in try await WorkspaceKeyRepository(db, workspaceId: workspace.id).list(.data) }
             #expect(after.map(\.id) == [result.newKeyId])
             #expect(!after.contains { $0.id == before.first?.id })
-            // Every value opens with the new key alone.
-            let fresh = Keyring(database: tidings.database, provider: try LocalKeyProvider.loadOrCreate(at: tidings.configuration.kekFile))
-            let environment = ServiceEnvironment(
-                database: tidings.database, hasher: tidings.environment.hasher, keyring: fresh, logger: tidings.logger
+            // Every value, including the late one, opens with the new key alone.
+            let fresh = ServiceEnvironment(
+                database: tidings.database, hasher: tidings.environment.hasher,
+                keyring: Keyring(database: tidings.database, provider: try LocalKeyProvider.loadOrCreate(at: tidings.configuration.kekFile)),
+                logger: tidings.logger
             )
-            let contact = try await ContactService(environment).get(workspaceId: workspace.id, email: "r2@example.com")
-            #expect(contact.attributes["plan"] == .string("p2"))
-            let events = try await ContactService(environment).events(workspaceId: workspace.id, email: "r1@example.com", cursor: nil, limit: nil)
+            #expect(try await ContactService(fresh).get(workspaceId: workspace.id, email: "r2@example.com").attributes["plan"] == .string("p2"))
+            #expect(try await ContactService(fresh).get(workspaceId: workspace.id, email: "late@example.com").attributes["plan"] == .string("late"))
+            #expect(try await ContactService(other).get(workspaceId: workspace.id, email: "late@example.com").attributes["plan"] == .string("late"))
+            let events = try await ContactService(fresh).events(workspaceId: workspace.id, email: "r1@example.com", cursor: nil, limit: nil)
             #expect(events.items.first?.properties["n"] == .number(1))
             let audited = try await tidings.audit.list(workspaceId: workspace.id, filter: .init(action: "keys.data_key_rotated"), cursor: nil, limit: nil)
             #expect(audited.items.count == 1)

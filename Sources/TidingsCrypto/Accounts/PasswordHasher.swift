@@ -1,6 +1,7 @@
 import _CryptoExtras
 import Crypto
 import Foundation
+import Synchronization
 
 /// Password storage with scrypt (RFC 7914), in a self-describing PHC string:
 ///
@@ -177,7 +178,19 @@ public struct PasswordHasher: Sendable {
     public let parameters: Parameters
     /// How many derivations may run at the same time.
     public let maximumConcurrentDerivations: Int
-    private let queue: OperationQueue
+    /// One serial queue per concurrent derivation ("lanes"), taken in turn: at most that
+    /// many scrypt runs at once, each on a dispatch thread rather than the caller's.
+    /// (Plain serial queues rather than an `OperationQueue` with a concurrency limit, whose
+    /// Linux implementation could leave added operations unstarted under load.)
+    private let lanes: [DispatchQueue]
+    private let nextLane = LaneCounter()
+
+    /// Marks the lanes, so a test can tell work ran on one.
+    nonisolated(unsafe) static let laneKey = DispatchSpecificKey<Int>()
+
+    private final class LaneCounter: Sendable {
+        let next = Mutex(0)
+    }
 
     /// - Parameters:
     ///   - parameters: Cost for new hashes. Tests can use lower values to run fast.
@@ -190,11 +203,11 @@ public struct PasswordHasher: Sendable {
         precondition(maximumConcurrentDerivations >= 1, "at least one derivation must be able to run")
         self.parameters = parameters
         self.maximumConcurrentDerivations = maximumConcurrentDerivations
-        let queue = OperationQueue()
-        queue.name = "PasswordHasher.scrypt"
-        queue.qualityOfService = .userInitiated
-        queue.maxConcurrentOperationCount = maximumConcurrentDerivations
-        self.queue = queue
+        self.lanes = (0..<maximumConcurrentDerivations).map { index in
+            let lane = DispatchQueue(label: "PasswordHasher.scrypt.\(index)", qos: .userInitiated)
+            lane.setSpecific(key: Self.laneKey, value: index)
+            return lane
+        }
     }
 
     /// Hashes `password` with a fresh random salt and returns the PHC string to store.
@@ -246,18 +259,21 @@ public struct PasswordHasher: Sendable {
 
     // MARK: - Internals
 
-    /// Runs `work` on the hasher's queue and resumes the caller with its result.
+    /// Runs `work` on the next lane and resumes the caller with its result.
     func run<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
-        let queue = self.queue
+        let lane = nextLane.next.withLock { next in
+            defer { next = (next + 1) % lanes.count }
+            return lanes[next]
+        }
         return await withCheckedContinuation { continuation in
-            queue.addOperation {
+            lane.async {
                 continuation.resume(returning: work())
             }
         }
     }
 
-    /// The queue derivations run on, for tests that check work leaves the caller's thread.
-    var derivationQueue: OperationQueue { queue }
+    /// The queues derivations run on, for tests that check work leaves the caller's thread.
+    var derivationQueues: [DispatchQueue] { lanes }
 
     static func passwordBytes(_ password: String) -> [UInt8] {
         Array(PasswordNormalization.normalize(password).utf8)
