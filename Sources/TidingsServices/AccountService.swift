@@ -265,20 +265,26 @@ public struct AccountService: Sendable {
         let instance = try await env.keyring.vault(for: Vault.instanceScope)
         let hash = env.hasher.hash(token)
         let now = env.now()
-        return try await env.database.transaction { db in
+        // Every dashboard request checks its session: read it, and write only when the session
+        // has ended (delete it) or was last touched over a minute ago, so most requests never
+        // take the database's writer.
+        let (session, stored) = try await env.database.read { db in
             let accounts = AccountRepository(db, instance: instance)
-            guard let session = try await accounts.session(tokenHash: hash) else { return nil }
-            guard now.timeIntervalSince(session.lastSeenAt) <= settings.sessionIdleTimeout,
-                  now.timeIntervalSince(session.createdAt) <= settings.sessionLifetime,
-                  let stored = try await accounts.find(id: session.accountId), stored.account.status != .disabled
-            else {
-                try await accounts.deleteSession(tokenHash: hash)
-                return nil
-            }
-            // Only touch now and then, so a page with many requests costs one write.
-            if now.timeIntervalSince(session.lastSeenAt) > 60 { try await accounts.touchSession(tokenHash: hash, at: now) }
-            return SignedIn(account: stored.account, stage: session.stage, sessionHash: hash, token: token)
+            guard let session = try await accounts.session(tokenHash: hash) else { return (nil, nil) as (AccountRepository.Session?, AccountRepository.Stored?) }
+            return (session, try await accounts.find(id: session.accountId))
         }
+        guard let session else { return nil }
+        guard now.timeIntervalSince(session.lastSeenAt) <= settings.sessionIdleTimeout,
+              now.timeIntervalSince(session.createdAt) <= settings.sessionLifetime,
+              let stored, stored.account.status != .disabled
+        else {
+            try await env.database.transaction { db in try await AccountRepository(db, instance: instance).deleteSession(tokenHash: hash) }
+            return nil
+        }
+        if now.timeIntervalSince(session.lastSeenAt) > 60 {
+            try await env.database.transaction { db in try await AccountRepository(db, instance: instance).touchSession(tokenHash: hash, at: now) }
+        }
+        return SignedIn(account: stored.account, stage: session.stage, sessionHash: hash, token: token)
     }
 
     /// Starts TOTP enrolment: a fresh 160-bit secret, kept (sealed) with the session until confirmed.
