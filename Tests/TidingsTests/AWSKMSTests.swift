@@ -193,24 +193,24 @@ struct AWSKMSTests {
                 ]) { $1 }
             }
             let binary = try ServerProcess.binary
-            let created = try run(binary, ["workspace", "create", "--name", "KMS", "--owner-email", "kim@kms.test", "--json"], environment: environment(first))
+            let created = try await run(binary, ["workspace", "create", "--name", "KMS", "--owner-email", "kim@kms.test", "--json"], environment: environment(first))
             #expect(created.status == 0, "\(created.stderr)")
             let workspaceId = try #require((try JSONSerialization.jsonObject(with: Data(created.stdout.utf8)) as? [String: String])?["workspaceId"])
-            #expect(try run(binary, ["keys", "rotate-data-key", "--workspace", workspaceId], environment: environment(first)).status == 0)
+            #expect(try await run(binary, ["keys", "rotate-data-key", "--workspace", workspaceId], environment: environment(first)).status == 0)
 
-            let unnamed = try run(binary, ["keys", "rotate-kek"], environment: environment(first))
+            let unnamed = try await run(binary, ["keys", "rotate-kek"], environment: environment(first))
             #expect(unnamed.status != 0 && unnamed.stderr.contains("--to-key-id"), "\(unnamed.stderr)")
-            let rotated = try run(binary, ["keys", "rotate-kek", "--to-key-id", second], environment: environment(first))
+            let rotated = try await run(binary, ["keys", "rotate-kek", "--to-key-id", second], environment: environment(first))
             #expect(rotated.status == 0, "\(rotated.stderr)")
             #expect(rotated.stdout.contains("TIDINGS_KMS_KEY_ID=\(second)"))
 
             // Under the new key both the instance's and the workspace's keys open.
-            let listed = try run(binary, ["workspace", "list"], environment: environment(second))
+            let listed = try await run(binary, ["workspace", "list"], environment: environment(second))
             #expect(listed.status == 0 && listed.stdout.contains(workspaceId), "\(listed.stderr)")
-            let resealed = try run(binary, ["keys", "rotate-data-key", "--workspace", workspaceId], environment: environment(second))
+            let resealed = try await run(binary, ["keys", "rotate-data-key", "--workspace", workspaceId], environment: environment(second))
             #expect(resealed.status == 0, "\(resealed.stderr)")
             // The old key no longer opens anything.
-            #expect(try run(binary, ["workspace", "list"], environment: environment(first)).status != 0)
+            #expect(try await run(binary, ["workspace", "list"], environment: environment(first)).status != 0)
             #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("secrets/kek.key").path), "no local KEK is made")
         }
     }

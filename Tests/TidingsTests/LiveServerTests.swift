@@ -13,14 +13,14 @@ struct LiveServerTests {
         try await server.start()
 
         // The operator creates a workspace with the CLI while the server runs.
-        let created = try server.command(["workspace", "create", "--name", "Docs", "--owner-email", "owner@docs.test", "--json"])
+        let created = try await server.command(["workspace", "create", "--name", "Docs", "--owner-email", "owner@docs.test", "--json"])
         #expect(created.status == 0, "\(created.stderr)")
         let workspace = try #require(try JSONSerialization.jsonObject(with: Data(created.stdout.utf8)) as? [String: String])
         let key = try #require(workspace["apiKey"])
         #expect(workspace["workspaceId"]?.hasPrefix("ws_") == true)
 
         // Contacts API: create or update.
-        let contact = try curl([
+        let contact = try await curl([
             "--location", "\(server.baseURL)/v1/contacts",
             "--header", "Content-Type: application/json",
             "--header", "Authorization: Bearer \(key)",
@@ -32,7 +32,7 @@ struct LiveServerTests {
         #expect((contact.json["attributeTypes"] as? [String: String])?["last_seen"] == "date")
 
         // Events API: send an event; the contact is created when missing.
-        let event = try curl([
+        let event = try await curl([
             "--location", "\(server.baseURL)/v1/events",
             "--header", "Content-Type: application/json",
             "--header", "Authorization: Bearer \(key)",
@@ -43,18 +43,18 @@ struct LiveServerTests {
 
         // Contacts API: delete, with a raw @ and + in the path.
         for email in ["someone@example.com", "someone+else@example.com"] {
-            let deleted = try curl([
+            let deleted = try await curl([
                 "--location", "--request", "DELETE", "\(server.baseURL)/v1/contacts/\(email)",
                 "--header", "Authorization: Bearer \(key)",
             ])
             #expect(deleted.status == 200)
             #expect(deleted.json["deleted"] as? Bool == true)
         }
-        let remaining = try curl(["\(server.baseURL)/v1/contacts", "--header", "Authorization: Bearer \(key)"])
+        let remaining = try await curl(["\(server.baseURL)/v1/contacts", "--header", "Authorization: Bearer \(key)"])
         #expect((remaining.json["data"] as? [Any])?.isEmpty == true)
 
         // A bad key is a 401, as SendStreak clients expect.
-        #expect(try curl(["\(server.baseURL)/v1/contacts", "--header", "Authorization: Bearer nope"]).status == 401)
+        #expect(try await curl(["\(server.baseURL)/v1/contacts", "--header", "Authorization: Bearer nope"]).status == 401)
 
         // Graceful shutdown on SIGTERM.
         let status = try await server.stop()
@@ -78,7 +78,7 @@ struct LiveServerTests {
         let scratch = try await Scratch.make(backend)
         let server = ServerProcess(dataDirectory: scratch.directory, databaseURL: scratch.databaseURL, ownerURL: scratch.ownerURL)
         try await server.start()
-        let created = try server.command(["workspace", "create", "--name", "Kill", "--owner-email", "kill@docs.test", "--json"])
+        let created = try await server.command(["workspace", "create", "--name", "Kill", "--owner-email", "kill@docs.test", "--json"])
         let key = try #require((try JSONSerialization.jsonObject(with: Data(created.stdout.utf8)) as? [String: String])?["apiKey"])
 
         // Many clients at once, so writes share transactions; count what was acknowledged.
@@ -88,7 +88,7 @@ struct LiveServerTests {
                 group.addTask {
                     var count = 0
                     for index in 0..<25 {
-                        let reply = try curl([
+                        let reply = try await curl([
                             "\(base)/v1/events", "--header", "Content-Type: application/json",
                             "--header", "Authorization: Bearer \(key)",
                             "--data-raw", #"{"email": "kill\#(client)@example.com", "slug": "tick", "properties": {"n": \#(index)}}"#,
@@ -108,7 +108,7 @@ struct LiveServerTests {
         try await restarted.start()
         var stored = 0
         for client in 0..<8 {
-            let reply = try curl(["\(restarted.baseURL)/v1/contacts/kill\(client)@example.com/events?limit=500", "--header", "Authorization: Bearer \(key)"])
+            let reply = try await curl(["\(restarted.baseURL)/v1/contacts/kill\(client)@example.com/events?limit=500", "--header", "Authorization: Bearer \(key)"])
             stored += (reply.json["data"] as? [Any])?.count ?? 0
         }
         _ = try await restarted.stop()
@@ -121,30 +121,30 @@ struct LiveServerTests {
         let scratch = try await Scratch.make(backend)
         let server = ServerProcess(dataDirectory: scratch.directory, databaseURL: scratch.databaseURL, ownerURL: scratch.ownerURL)
 
-        let pending = try server.command(["migrate", "--status"])
+        let pending = try await server.command(["migrate", "--status"])
         #expect(pending.status == 0, "\(pending.stderr)")
         #expect(pending.stdout.contains("0001  CreateWorkspaces") && pending.stdout.contains("pending"))
-        let migrated = try server.command(["migrate"])
+        let migrated = try await server.command(["migrate"])
         #expect(migrated.status == 0 && migrated.stdout.contains("CreateEvents"), "\(migrated.stderr)")
-        #expect(try server.command(["migrate"]).stdout.contains("up to date"))
-        #expect(!(try server.command(["migrate", "--status"]).stdout.contains("pending")))
+        #expect(try await server.command(["migrate"]).stdout.contains("up to date"))
+        #expect(!(try await server.command(["migrate", "--status"]).stdout.contains("pending")))
 
-        let created = try server.command(["workspace", "create", "--name", "Two", "--owner-email", "two@docs.test", "--json"])
+        let created = try await server.command(["workspace", "create", "--name", "Two", "--owner-email", "two@docs.test", "--json"])
         let workspace = try #require(try JSONSerialization.jsonObject(with: Data(created.stdout.utf8)) as? [String: String])
         let workspaceId = try #require(workspace["workspaceId"])
-        #expect(try server.command(["workspace", "list"]).stdout.contains(workspaceId))
+        #expect(try await server.command(["workspace", "list"]).stdout.contains(workspaceId))
 
-        let key = try server.command(["apikey", "create", "--workspace", workspaceId, "--name", "reader", "--scope", "contacts:read", "--json"])
+        let key = try await server.command(["apikey", "create", "--workspace", workspaceId, "--name", "reader", "--scope", "contacts:read", "--json"])
         #expect(key.status == 0, "\(key.stderr)")
         let keyId = try #require((try JSONSerialization.jsonObject(with: Data(key.stdout.utf8)) as? [String: Any])?["id"] as? String)
-        #expect(try server.command(["apikey", "list", "--workspace", workspaceId]).stdout.contains(keyId))
-        #expect(try server.command(["apikey", "revoke", "--workspace", workspaceId, "--id", keyId]).status == 0)
-        #expect(try server.command(["apikey", "list", "--workspace", workspaceId]).stdout.contains("\(keyId)  revoked"))
+        #expect(try await server.command(["apikey", "list", "--workspace", workspaceId]).stdout.contains(keyId))
+        #expect(try await server.command(["apikey", "revoke", "--workspace", workspaceId, "--id", keyId]).status == 0)
+        #expect(try await server.command(["apikey", "list", "--workspace", workspaceId]).stdout.contains("\(keyId)  revoked"))
 
         // With TIDINGS_LOG_FORMAT=json every log line is one JSON object.
         var jsonEnvironment = server.environment
         jsonEnvironment["TIDINGS_LOG_FORMAT"] = "json"
-        let logged = try run(try ServerProcess.binary, ["workspace", "create", "--name", "Json", "--owner-email", "json@docs.test"], environment: jsonEnvironment)
+        let logged = try await run(try ServerProcess.binary, ["workspace", "create", "--name", "Json", "--owner-email", "json@docs.test"], environment: jsonEnvironment)
         #expect(logged.status == 0)
         let lines = logged.stderr.split(separator: "\n")
         #expect(!lines.isEmpty)
@@ -155,40 +155,40 @@ struct LiveServerTests {
         #expect(!logged.stderr.contains("json@docs.test"))
 
         // Members and operators are added from the CLI with a single-use setup link.
-        let member = try server.command(["user", "add", "--workspace", workspaceId, "--email", "mia.member@docs.test", "--role", "developer"])
+        let member = try await server.command(["user", "add", "--workspace", workspaceId, "--email", "mia.member@docs.test", "--role", "developer"])
         #expect(member.status == 0, "\(member.stderr)")
         #expect(member.stdout.contains("/setup/"))
-        #expect(try server.command(["user", "add", "--workspace", workspaceId, "--email", "x@docs.test", "--role", "king"]).status != 0)
-        let operatorAdded = try server.command(["operator", "add", "--email", "otto.operator@docs.test"])
+        #expect(try await server.command(["user", "add", "--workspace", workspaceId, "--email", "x@docs.test", "--role", "king"]).status != 0)
+        let operatorAdded = try await server.command(["operator", "add", "--email", "otto.operator@docs.test"])
         #expect(operatorAdded.status == 0 && operatorAdded.stdout.contains("/setup/"), "\(operatorAdded.stderr)")
-        let review = try server.command(["access", "review", "--reviewer", "Docs reviewer"])
+        let review = try await server.command(["access", "review", "--reviewer", "Docs reviewer"])
         #expect(review.status == 0, "\(review.stderr)")
         #expect(review.stdout.contains("mia.member@docs.test") && review.stdout.contains("not enrolled") && review.stdout.contains(keyId))
 
         // The audit log of what these commands did verifies, and rotating keys keeps it readable.
-        let verified = try server.command(["audit", "verify"])
+        let verified = try await server.command(["audit", "verify"])
         #expect(verified.status == 0, "\(verified.stdout)\(verified.stderr)")
         #expect(verified.stdout.contains("\(workspaceId): intact"))
-        let rotatedKEK = try server.command(["keys", "rotate-kek"])
+        let rotatedKEK = try await server.command(["keys", "rotate-kek"])
         #expect(rotatedKEK.status == 0, "\(rotatedKEK.stderr)")
         #expect(rotatedKEK.stdout.contains("Re-wrapped"))
         // The workspace's data keys were re-wrapped too: re-sealing needs them under the new KEK.
-        let rotatedData = try server.command(["keys", "rotate-data-key", "--workspace", workspaceId])
+        let rotatedData = try await server.command(["keys", "rotate-data-key", "--workspace", workspaceId])
         #expect(rotatedData.status == 0, "\(rotatedData.stderr)")
-        let listed = try server.command(["workspace", "list"])
+        let listed = try await server.command(["workspace", "list"])
         #expect(listed.status == 0 && listed.stdout.contains(workspaceId), "sealed data still opens after both rotations: \(listed.stderr)")
-        let verifiedJSON = try server.command(["audit", "verify", "--workspace", workspaceId, "--json"])
+        let verifiedJSON = try await server.command(["audit", "verify", "--workspace", workspaceId, "--json"])
         let report = try JSONSerialization.jsonObject(with: Data(verifiedJSON.stdout.utf8)) as? [String: Any]
         #expect(report?["intact"] as? Bool == true)
         #expect((report?["events"] as? Int ?? 0) >= 5, "workspace, keys and the data-key rotation are recorded")
 
-        let unconfirmed = try server.command(["workspace", "delete", "--id", workspaceId])
+        let unconfirmed = try await server.command(["workspace", "delete", "--id", workspaceId])
         #expect(unconfirmed.status != 0 && unconfirmed.stderr.contains("--yes"))
-        #expect(try server.command(["workspace", "delete", "--id", workspaceId, "--yes"]).status == 0)
-        #expect(!(try server.command(["workspace", "list"]).stdout.contains(workspaceId)))
-        #expect(try server.command(["audit", "verify"]).status == 0)
+        #expect(try await server.command(["workspace", "delete", "--id", workspaceId, "--yes"]).status == 0)
+        #expect(!(try await server.command(["workspace", "list"]).stdout.contains(workspaceId)))
+        #expect(try await server.command(["audit", "verify"]).status == 0)
 
-        let bad = try server.command(["workspace", "create", "--name", "Bad", "--owner-email", "not-an-address"])
+        let bad = try await server.command(["workspace", "create", "--name", "Bad", "--owner-email", "not-an-address"])
         #expect(bad.status != 0)
         #expect(bad.stderr.contains("email"))
         await scratch.remove()
@@ -201,8 +201,8 @@ struct CurlReply {
 }
 
 /// Runs curl as a user would and returns the status and the JSON body.
-func curl(_ arguments: [String]) throws -> CurlReply {
-    let result = try run("/usr/bin/curl", ["--silent", "--show-error", "--write-out", "\n%{http_code}"] + arguments)
+func curl(_ arguments: [String]) async throws -> CurlReply {
+    let result = try await run("/usr/bin/curl", ["--silent", "--show-error", "--write-out", "\n%{http_code}"] + arguments)
     guard result.status == 0 else { throw ServerProcess.Failure(description: "curl failed: \(result.stderr)") }
     let parts = result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
     let status = Int(parts.last ?? "") ?? 0
@@ -224,14 +224,14 @@ struct SchemathesisContractTests {
         let scratch = try await Scratch.make(backend)
         let server = ServerProcess(dataDirectory: scratch.directory, databaseURL: scratch.databaseURL, ownerURL: scratch.ownerURL)
         try await server.start()
-        let created = try server.command(["workspace", "create", "--name", "Contract", "--owner-email", "contract@docs.test", "--json"])
+        let created = try await server.command(["workspace", "create", "--name", "Contract", "--owner-email", "contract@docs.test", "--json"])
         let key = try #require((try JSONSerialization.jsonObject(with: Data(created.stdout.utf8)) as? [String: String])?["apiKey"])
 
         // Excluded on purpose: requests the document allows but our stricter rules refuse (a cursor
         // we never issued, an expiry in the past), and "deleted resource still available": DELETE
         // on an API key revokes it, and the revoked key stays readable for the audit trail.
         // Every other check runs. A fixed seed keeps runs repeatable.
-        let result = try run(schemathesis, [
+        let result = try await run(schemathesis, [
             "run", "\(server.baseURL)/v1/openapi.json", "--url", server.baseURL,
             "-H", "Authorization: Bearer \(key)",
             "--checks", "all", "--exclude-checks", "positive_data_acceptance,use_after_free",

@@ -74,9 +74,7 @@ struct RawStorageScanTests {
             }
             return secrets
         } }
-        let found = backend == .sqlite
-            ? StorageScan.scanSQLite(in: scratch.directory, needles: Self.needles + secrets)
-            : try StorageScan.scanPostgres(url: scratch.ownerURL!, needles: Self.needles + secrets)
+        let found = try await StorageScan.scan(scratch, needles: Self.needles + secrets)
         #expect(found.isEmpty, "\(found)")
         await scratch.remove()
     }
@@ -95,9 +93,7 @@ struct RawStorageScanTests {
                 try await db.raw("INSERT INTO careless (note) VALUES ('leaked.person@scan.test Quokka-property-5521')").run()
             }
         } }
-        let found = backend == .sqlite
-            ? StorageScan.scanSQLite(in: scratch.directory, needles: Self.needles)
-            : try StorageScan.scanPostgres(url: scratch.ownerURL!, needles: Self.needles)
+        let found = try await StorageScan.scan(scratch, needles: Self.needles)
         #expect(found.contains { $0.contains("leaked.person@scan.test") })
         #expect(found.contains { $0.contains("Quokka-property-5521") })
         await scratch.remove(scan: false)

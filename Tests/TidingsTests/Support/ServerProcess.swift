@@ -96,28 +96,52 @@ final class ServerProcess: @unchecked Sendable {
     }
 
     /// Runs another `tidings` command against the same data directory and database.
-    func command(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let result = try run(try Self.binary, arguments, environment: environment)
+    func command(_ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
+        let result = try await run(try Self.binary, arguments, environment: environment)
         TestLog.append(result.stderr)
         return result
     }
 }
 
 /// Runs a program to completion and returns its exit status and output.
+///
+/// The output goes to files, not pipes: a child that writes more than a pipe holds to one
+/// stream while the other is being read would otherwise wait forever. The wait suspends
+/// instead of blocking, so a long-running child (schemathesis, pg_dump) never holds one of
+/// the few threads the concurrently running tests share.
 func run(
     _ executable: String, _ arguments: [String], environment: [String: String]? = nil, in directory: URL? = nil
-) throws -> (status: Int32, stdout: String, stderr: String) {
+) async throws -> (status: Int32, stdout: String, stderr: String) {
+    let base = FileManager.default.temporaryDirectory.appendingPathComponent("tidings-run-\(UUID().uuidString)")
+    let outFile = base.appendingPathExtension("out"), errFile = base.appendingPathExtension("err")
+    defer {
+        try? FileManager.default.removeItem(at: outFile)
+        try? FileManager.default.removeItem(at: errFile)
+    }
+    FileManager.default.createFile(atPath: outFile.path, contents: nil)
+    FileManager.default.createFile(atPath: errFile.path, contents: nil)
+    let out = try FileHandle(forWritingTo: outFile), err = try FileHandle(forWritingTo: errFile)
+    defer {
+        try? out.close()
+        try? err.close()
+    }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     if let directory { process.currentDirectoryURL = directory }
     if let environment { process.environment = environment }
-    let out = Pipe(), err = Pipe()
     process.standardOutput = out
     process.standardError = err
-    try process.run()
-    let stdout = out.fileHandleForReading.readDataToEndOfFile()
-    let stderr = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+        process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+        do {
+            try process.run()
+        } catch {
+            process.terminationHandler = nil
+            continuation.resume(throwing: error)
+        }
+    }
+    let stdout = (try? String(contentsOf: outFile, encoding: .utf8)) ?? ""
+    let stderr = (try? String(contentsOf: errFile, encoding: .utf8)) ?? ""
+    return (status, stdout, stderr)
 }

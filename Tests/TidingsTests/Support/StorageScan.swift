@@ -35,24 +35,28 @@ enum StorageScan {
     }
 
     /// A plain-text `pg_dump` of the database at `url`.
-    static func scanPostgres(url: String, needles: [String]) throws -> [String] {
+    static func scanPostgres(url: String, needles: [String]) async throws -> [String] {
         let pgDump = ProcessInfo.processInfo.environment["TIDINGS_TEST_PG_DUMP"] ?? "/usr/lib/postgresql/15/bin/pg_dump"
         guard FileManager.default.isExecutableFile(atPath: pgDump) else {
             throw TestBackend.Unavailable(description: "pg_dump not found at \(pgDump); scripts/test sets TIDINGS_TEST_PG_DUMP.")
         }
-        let result = try run(pgDump, ["--no-owner", "--data-only", "--dbname", url])
+        let result = try await run(pgDump, ["--no-owner", "--data-only", "--dbname", url])
         guard result.status == 0 else {
             throw TestBackend.Unavailable(description: "pg_dump failed: \(result.stderr.prefix(500))")
         }
         return findings(in: result.stdout, source: "pg_dump", needles: needles)
     }
 
+    /// What the scratch's raw storage holds that it should not: its SQLite files, or a dump of its database.
+    static func scan(_ scratch: Scratch, needles: [String] = []) async throws -> [String] {
+        if scratch.backend == .sqlite { return scanSQLite(in: scratch.directory, needles: needles) }
+        return try await scanPostgres(url: scratch.ownerURL ?? scratch.databaseURL, needles: needles)
+    }
+
     /// Records a test issue for every finding in the scratch's storage.
-    static func check(_ scratch: Scratch, needles: [String] = [], sourceLocation: SourceLocation = #_sourceLocation) {
+    static func check(_ scratch: Scratch, needles: [String] = [], sourceLocation: SourceLocation = #_sourceLocation) async {
         do {
-            let found = scratch.backend == .sqlite
-                ? scanSQLite(in: scratch.directory, needles: needles)
-                : try scanPostgres(url: scratch.ownerURL ?? scratch.databaseURL, needles: needles)
+            let found = try await scan(scratch, needles: needles)
             for finding in Set(found).sorted().prefix(20) {
                 Issue.record("Found in raw storage: \(finding)", sourceLocation: sourceLocation)
             }

@@ -104,7 +104,7 @@ struct Scratch: Sendable {
     /// Scans raw storage for anything that should only be stored sealed (see `StorageScan`),
     /// then drops the database and deletes the directory.
     func remove(scan: Bool = true, sourceLocation: SourceLocation = #_sourceLocation) async {
-        if scan { StorageScan.check(self, sourceLocation: sourceLocation) }
+        if scan { await StorageScan.check(self, sourceLocation: sourceLocation) }
         await dropDatabase()
         try? FileManager.default.removeItem(at: directory)
     }

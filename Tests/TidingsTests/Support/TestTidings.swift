@@ -49,7 +49,7 @@ func withTidings<T: Sendable>(
             try await tidings.migrate()
             let value = try await body(tidings)
             // While the database is open its WAL still holds recent pages: scan them too.
-            if backend == .sqlite { StorageScan.check(scratch) }
+            if backend == .sqlite { await StorageScan.check(scratch) }
             return value
         } })
     } catch {
