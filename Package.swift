@@ -79,6 +79,7 @@ let package = Package(
             name: "TidingsHTTP",
             dependencies: [
                 "TidingsDomain",
+                "TidingsCrypto",
                 "TidingsStorage",
                 "TidingsServices",
                 .product(name: "Hummingbird", package: "hummingbird"),

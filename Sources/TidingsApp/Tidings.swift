@@ -45,10 +45,15 @@ public struct Tidings: Sendable {
                 try await warnIfRowSecurityIsBypassed()
             }
             let sealed = try await SealingRetrofit(environment).run()
-            if !applied.isEmpty || sealed > 0 {
+            // Workspace keys wrapped before each workspace had a KEK of its own move under it,
+            // so deleting the workspace shreds them too.
+            let rewrapped = try await keyring.rewrapAll()
+            if rewrapped > 0 { try await database.discardReplacedContent(of: ["workspace_keys", "instance_keys"]) }
+            if !applied.isEmpty || sealed > 0 || rewrapped > 0 {
                 let audit = try await environment.auditRecorder()
                 let change = AuditChange("schema.migrated", summary: [
                     "migrations": .array(applied.map(JSONValue.string)), "legacyValuesSealed": .number(Double(sealed)),
+                    "keysRewrapped": .number(Double(rewrapped)),
                 ])
                 try await database.transaction { db in
                     try await audit.record(change, in: Vault.instanceScope, by: .system("migrations"), db: db)

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import TidingsCrypto
 import TidingsDomain
 import TidingsStorage
 
@@ -63,6 +64,10 @@ struct RequestMiddleware: RouterMiddleware {
             )
             notAllowed.headers[.allow] = methods.map(\.rawValue).joined(separator: ", ")
             return notAllowed.response(requestId: context.requestId)
+        case is WorkspaceKeysDestroyed:
+            // Only a database restored from before the workspace's deletion still lists it.
+            return APIError(.gone, code: "workspace_deleted", message: "This workspace was deleted and its data destroyed.")
+                .response(requestId: context.requestId)
         case let error as HTTPError where error.status == .contentTooLarge:
             return JSONBody.tooLarge(JSONBody.maxBytes).response(requestId: context.requestId)
         case is NIOTooManyBytesError:

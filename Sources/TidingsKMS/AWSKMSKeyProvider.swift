@@ -2,9 +2,17 @@ import Crypto
 import Foundation
 import TidingsCrypto
 
-/// A KEK that never leaves AWS KMS (or a KMS-compatible service): data keys are wrapped with
+/// KEKs that never leave AWS KMS (or a KMS-compatible service): data keys are wrapped with
 /// KMS `Encrypt` and unwrapped with `Decrypt`, the workspace bound in as encryption context
 /// (`{"tidings:workspace": id}`), so a wrapped key copied to another workspace does not unwrap.
+///
+/// The configured key wraps the instance's own keys. Each workspace gets a KMS key of its
+/// own, created on first use, tagged with the workspace id, rotated yearly by KMS and named
+/// `alias/tidings/<workspace id>`. Deleting the workspace deletes the alias and schedules the
+/// key's deletion (it is disabled at once), so no copy of the workspace's wrapped keys, in any
+/// backup, unwraps again. The credentials therefore need `kms:CreateKey`, `kms:CreateAlias`,
+/// `kms:DeleteAlias`, `kms:DescribeKey`, `kms:EnableKeyRotation`, `kms:TagResource` and
+/// `kms:ScheduleKeyDeletion` besides `kms:Encrypt`, `kms:Decrypt` and `kms:ReEncrypt*`.
 ///
 /// The provider owns an HTTP client: call `shutdown()` when done with it.
 public final class AWSKMSKeyProvider: KeyEncryptionKeyProvider {
@@ -68,31 +76,108 @@ public final class AWSKMSKeyProvider: KeyEncryptionKeyProvider {
         [workspaceContextKey: workspaceId]
     }
 
-    public func wrap(_ key: SymmetricKey, for workspaceId: String) async throws -> Data {
+    /// The alias of a workspace's own KMS key.
+    public static func workspaceAlias(_ workspaceId: String) -> String {
+        "alias/tidings/" + workspaceId
+    }
+
+    /// How long KMS keeps a deleted workspace's key, disabled, before deleting it (KMS's minimum).
+    public static let deletionWindowDays = 7
+
+    public func kekId(for scope: String) -> String {
+        scope == Vault.instanceScope ? kekId : Self.kekId(forKeyId: Self.workspaceAlias(scope))
+    }
+
+    public func opens(kekId: String, for scope: String) -> Bool {
+        // A workspace's keys wrapped before workspaces had KMS keys of their own are under the
+        // configured key, until they are re-wrapped.
+        kekId == self.kekId || (scope != Vault.instanceScope && kekId == self.kekId(for: scope))
+    }
+
+    public func wrap(_ key: SymmetricKey, for scope: String) async throws -> Data {
         let plaintext = key.withUnsafeBytes { Data($0) }
-        return try await client.encrypt(keyId: keyId, plaintext: plaintext, context: Self.encryptionContext(workspaceId)).ciphertext
+        let context = Self.encryptionContext(scope)
+        guard scope != Vault.instanceScope else {
+            return try await client.encrypt(keyId: keyId, plaintext: plaintext, context: context).ciphertext
+        }
+        let alias = Self.workspaceAlias(scope)
+        do {
+            return try await client.encrypt(keyId: alias, plaintext: plaintext, context: context).ciphertext
+        } catch let error as KMSError where error.errorType == "NotFoundException" {
+            try await createWorkspaceKey(scope)
+            return try await client.encrypt(keyId: alias, plaintext: plaintext, context: context).ciphertext
+        }
     }
 
-    /// Decrypts with the workspace's context, and only under this provider's key.
-    public func unwrap(_ wrapped: Data, for workspaceId: String) async throws -> SymmetricKey {
-        let result = try await client.decrypt(ciphertext: wrapped, context: Self.encryptionContext(workspaceId), keyId: keyId)
-        return try Self.dataKey(result.plaintext, operation: "Decrypt")
+    /// Decrypts with the scope's context, and only under the key named by `kekId`.
+    public func unwrap(_ wrapped: Data, for scope: String, kekId: String) async throws -> SymmetricKey {
+        guard opens(kekId: kekId, for: scope) else {
+            throw Problem(description: "Key wrapped under \(kekId), which this instance does not use for \(scope).")
+        }
+        let wrappingKey = String(kekId.dropFirst("aws-kms:".count))
+        do {
+            let result = try await client.decrypt(ciphertext: wrapped, context: Self.encryptionContext(scope), keyId: wrappingKey)
+            return try Self.dataKey(result.plaintext, operation: "Decrypt")
+        } catch let error as KMSError
+            where wrappingKey != keyId && ["NotFoundException", "KMSInvalidStateException", "DisabledException"].contains(error.errorType ?? "") {
+            throw WorkspaceKeysDestroyed(workspaceId: scope)
+        }
     }
 
-    /// Wraps an already wrapped key under `toKeyId` with KMS `ReEncrypt`, for rotating the KEK:
-    /// the key is never in the clear outside KMS. Record the result with `kekId(forKeyId: toKeyId)`.
-    public func rewrap(_ wrapped: Data, for workspaceId: String, toKeyId: String) async throws -> Data {
-        let context = Self.encryptionContext(workspaceId)
+    /// Deletes the workspace key's alias and schedules the key's deletion; it is disabled at once.
+    public func destroyKeys(for workspaceId: String) async throws {
+        let alias = Self.workspaceAlias(workspaceId)
+        let key: KMSClient.KeyDescription
+        do {
+            key = try await client.describeKey(alias)
+        } catch let error as KMSError where error.errorType == "NotFoundException" {
+            return  // never had a key, or already destroyed
+        }
+        try await client.deleteAlias(alias)
+        do {
+            try await client.scheduleKeyDeletion(key.keyId, pendingDays: Self.deletionWindowDays)
+        } catch let error as KMSError where error.errorType == "KMSInvalidStateException" {
+            // already pending deletion
+        }
+    }
+
+    /// Creates the workspace's key and its alias. When another instance was quicker, its key
+    /// is the one: ours, unused, is scheduled for deletion.
+    private func createWorkspaceKey(_ workspaceId: String) async throws {
+        let created = try await client.createKey(
+            description: "Tidings workspace \(workspaceId)", tags: [Self.workspaceContextKey: workspaceId]
+        )
+        try await client.enableKeyRotation(created)
+        do {
+            try await client.createAlias(Self.workspaceAlias(workspaceId), targetKeyId: created)
+        } catch let error as KMSError where error.errorType == "AlreadyExistsException" {
+            try await client.scheduleKeyDeletion(created, pendingDays: Self.deletionWindowDays)
+        }
+    }
+
+    /// Wraps a key of the instance, already wrapped, under `toKeyId` with KMS `ReEncrypt`, for
+    /// rotating the instance KEK: the key is never in the clear outside KMS. Record the result
+    /// with `kekId(forKeyId: toKeyId)`.
+    public func rewrap(_ wrapped: Data, toKeyId: String) async throws -> Data {
+        let context = Self.encryptionContext(Vault.instanceScope)
         return try await client.reEncrypt(
             ciphertext: wrapped, sourceContext: context, sourceKeyId: keyId,
             destinationKeyId: toKeyId, destinationContext: context
         ).ciphertext
     }
 
-    /// A fresh 256-bit data key from KMS `GenerateDataKey`, with its wrapped form for `workspaceId`
-    /// (which `unwrap(_:for:)` opens).
-    public func generateDataKey(for workspaceId: String) async throws -> GeneratedKey {
-        let result = try await client.generateDataKey(keyId: keyId, context: Self.encryptionContext(workspaceId))
+    /// A fresh 256-bit data key from KMS `GenerateDataKey` under the scope's KMS key, with its
+    /// wrapped form (which `unwrap(_:for:)` opens).
+    public func generateDataKey(for scope: String) async throws -> GeneratedKey {
+        let context = Self.encryptionContext(scope)
+        let wrappingKey = String(kekId(for: scope).dropFirst("aws-kms:".count))
+        let result: KMSClient.DataKeyResult
+        do {
+            result = try await client.generateDataKey(keyId: wrappingKey, context: context)
+        } catch let error as KMSError where scope != Vault.instanceScope && error.errorType == "NotFoundException" {
+            try await createWorkspaceKey(scope)
+            result = try await client.generateDataKey(keyId: wrappingKey, context: context)
+        }
         return GeneratedKey(key: try Self.dataKey(result.plaintext, operation: "GenerateDataKey"), wrapped: result.ciphertext)
     }
 

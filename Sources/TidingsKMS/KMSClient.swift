@@ -179,6 +179,91 @@ public final class KMSClient: Sendable {
         return DataKeyResult(plaintext: output.Plaintext, ciphertext: output.CiphertextBlob, keyId: output.KeyId)
     }
 
+    /// `CreateKey`: a new symmetric encryption key, described and tagged; returns its key id.
+    public func createKey(description: String, tags: [String: String]) async throws -> String {
+        struct Tag: Encodable {
+            var TagKey: String
+            var TagValue: String
+        }
+        struct Input: Encodable {
+            var Description: String
+            var KeyUsage = "ENCRYPT_DECRYPT"
+            var KeySpec = "SYMMETRIC_DEFAULT"
+            var Tags: [Tag]
+        }
+        struct Metadata: Decodable {
+            var KeyId: String
+        }
+        struct Output: Decodable {
+            var KeyMetadata: Metadata
+        }
+        let tagList = tags.sorted { $0.key < $1.key }.map { Tag(TagKey: $0.key, TagValue: $0.value) }
+        let output: Output = try await perform("CreateKey", Input(Description: description, Tags: tagList))
+        return output.KeyMetadata.KeyId
+    }
+
+    /// `CreateAlias`: names `targetKeyId` with `aliasName` (`alias/…`); fails with
+    /// `AlreadyExistsException` when the name is taken.
+    public func createAlias(_ aliasName: String, targetKeyId: String) async throws {
+        struct Input: Encodable {
+            var AliasName: String
+            var TargetKeyId: String
+        }
+        let _: Empty = try await perform("CreateAlias", Input(AliasName: aliasName, TargetKeyId: targetKeyId))
+    }
+
+    /// `DeleteAlias`.
+    public func deleteAlias(_ aliasName: String) async throws {
+        struct Input: Encodable {
+            var AliasName: String
+        }
+        let _: Empty = try await perform("DeleteAlias", Input(AliasName: aliasName))
+    }
+
+    public struct KeyDescription: Sendable {
+        public var keyId: String
+        /// `Enabled`, `Disabled`, `PendingDeletion`, …
+        public var state: String
+    }
+
+    /// `DescribeKey`: the key id and state of a key id, ARN or alias.
+    public func describeKey(_ keyId: String) async throws -> KeyDescription {
+        struct Input: Encodable {
+            var KeyId: String
+        }
+        struct Metadata: Decodable {
+            var KeyId: String
+            var KeyState: String?
+        }
+        struct Output: Decodable {
+            var KeyMetadata: Metadata
+        }
+        let output: Output = try await perform("DescribeKey", Input(KeyId: keyId))
+        return KeyDescription(keyId: output.KeyMetadata.KeyId, state: output.KeyMetadata.KeyState ?? "Enabled")
+    }
+
+    /// `EnableKeyRotation`: KMS rotates the key's material every year, keeping old material
+    /// for decryption.
+    public func enableKeyRotation(_ keyId: String) async throws {
+        struct Input: Encodable {
+            var KeyId: String
+        }
+        let _: Empty = try await perform("EnableKeyRotation", Input(KeyId: keyId))
+    }
+
+    /// `ScheduleKeyDeletion`: the key is disabled at once and deleted after `pendingDays`
+    /// (7–30); nothing it encrypted can be decrypted after that.
+    public func scheduleKeyDeletion(_ keyId: String, pendingDays: Int) async throws {
+        struct Input: Encodable {
+            var KeyId: String
+            var PendingWindowInDays: Int
+        }
+        let _: Empty = try await perform("ScheduleKeyDeletion", Input(KeyId: keyId, PendingWindowInDays: pendingDays))
+    }
+
+    /// An answer whose content is not needed.
+    struct Empty: Decodable {}
+
     // MARK: Transport
 
     /// Sends one operation of the KMS JSON API and decodes its answer. Binary fields are base64 in
@@ -223,7 +308,8 @@ public final class KMSClient: Sendable {
             ))
         }
         do {
-            return try JSONDecoder().decode(Output.self, from: answer)
+            // Operations without output (CreateAlias, DeleteAlias) may answer with an empty body.
+            return try JSONDecoder().decode(Output.self, from: answer.isEmpty ? Data("{}".utf8) : answer)
         } catch {
             throw KMSError(operation: operation, reason: .malformedResponse("HTTP \(status): \(error)"))
         }

@@ -38,6 +38,9 @@ public final class Keyring: Sendable {
     /// The id of the KEK new keys are wrapped with.
     public var kekId: String { provider.kekId }
 
+    /// The id of the KEK new keys of `scope` are wrapped with.
+    public func kekId(for scope: String) -> String { provider.kekId(for: scope) }
+
     /// The keys of a workspace (or `Vault.instanceScope`): the current data key, the
     /// retired ones still needed to open older values, and the blind-index key.
     /// The first call for a scope creates its keys.
@@ -67,7 +70,7 @@ public final class Keyring: Sendable {
             }
         }
         guard let first = stored.first else { throw SealingError.unknownKey("signing") }
-        let material = try await provider.unwrap(first.wrapped, for: scope)
+        let material = try await provider.unwrap(first.wrapped, for: scope, kekId: first.kekId)
         let signer = try material.withUnsafeBytes { try CheckpointSigner(rawRepresentation: Data($0)) }
         cache.withLock { $0.signer = signer }
         return signer
@@ -78,7 +81,7 @@ public final class Keyring: Sendable {
     public func rotateDataKey(for scope: String) async throws -> String {
         let key = DataKey.generate(id: Identifier.make("dk", at: now()))
         let stored = WorkspaceKeyRepository.StoredKey(
-            id: key.id, purpose: .data, kekId: provider.kekId,
+            id: key.id, purpose: .data, kekId: provider.kekId(for: scope),
             wrapped: try await key.wrapped(by: provider, for: scope), createdAt: now()
         )
         let stamp = now()
@@ -91,26 +94,39 @@ public final class Keyring: Sendable {
         return key.id
     }
 
-    /// Re-wraps every stored key of every scope with this keyring's KEK, unwrapping each
-    /// with `previous` (the KEK being replaced). The keys themselves, and so all sealed data,
-    /// stay the same. Returns how many keys were re-wrapped.
-    public func rewrapAll(from previous: any KeyEncryptionKeyProvider) async throws -> Int {
+    /// Re-wraps every stored key not yet under the KEK this keyring wraps its scope with:
+    /// keys under `previous` (the KEK being replaced), and keys of a workspace still under
+    /// the instance KEK from before workspaces had KEKs of their own. The keys themselves,
+    /// and so all sealed data, stay the same. Returns how many keys were re-wrapped.
+    public func rewrapAll(from previous: (any KeyEncryptionKeyProvider)? = nil) async throws -> Int {
         let stored = try await database.read { db in try await WorkspaceKeyRepository.all(in: db) }
-        var rewrapped: [(scope: String, id: String, wrapped: Data)] = []
-        for (scope, key) in stored where key.kekId != provider.kekId {
-            guard key.kekId == previous.kekId else {
+        var rewrapped: [(scope: String, id: String, kekId: String, wrapped: Data)] = []
+        for (scope, key) in stored where key.kekId != provider.kekId(for: scope) {
+            let source: any KeyEncryptionKeyProvider
+            if provider.opens(kekId: key.kekId, for: scope) {
+                source = provider
+            } else if let previous, previous.opens(kekId: key.kekId, for: scope) {
+                source = previous
+            } else {
                 throw SealingError.unknownKey("KEK \(key.kekId) (wraps key \(key.id))")
             }
-            let material = try await previous.unwrap(key.wrapped, for: scope)
-            rewrapped.append((scope, key.id, try await provider.wrap(material, for: scope)))
+            let material = try await source.unwrap(key.wrapped, for: scope, kekId: key.kekId)
+            rewrapped.append((scope, key.id, provider.kekId(for: scope), try await provider.wrap(material, for: scope)))
         }
-        let kekId = provider.kekId
         try await database.transaction { [rewrapped] db in
             for entry in rewrapped {
-                try await WorkspaceKeyRepository.rewrap(id: entry.id, scope: entry.scope, kekId: kekId, wrapped: entry.wrapped, in: db)
+                try await WorkspaceKeyRepository.rewrap(id: entry.id, scope: entry.scope, kekId: entry.kekId, wrapped: entry.wrapped, in: db)
             }
         }
         return rewrapped.count
+    }
+
+    /// Destroys the workspace's KEK in the provider (crypto-shredding) and forgets its keys.
+    public func destroyKeys(for workspaceId: String) async throws {
+        precondition(workspaceId != Vault.instanceScope, "the instance's keys are never destroyed")
+        forget(workspaceId: workspaceId)
+        try await provider.destroyKeys(for: workspaceId)
+        forget(workspaceId: workspaceId)
     }
 
     /// Drops a scope's unwrapped keys from memory (after rotation, or after its key rows are deleted).
@@ -143,14 +159,14 @@ public final class Keyring: Sendable {
         var keys: [DataKey] = []
         var current: DataKey?
         for entry in data {
-            let key = DataKey(id: entry.id, key: try await provider.unwrap(entry.wrapped, for: scope))
+            let key = DataKey(id: entry.id, key: try await provider.unwrap(entry.wrapped, for: scope, kekId: entry.kekId))
             keys.append(key)
             if entry.retiredAt == nil { current = key }
         }
         guard let current, let indexKey = index.first else { throw SealingError.unknownKey("data") }
         return Vault(
             scope: scope, current: current, keys: keys,
-            index: BlindIndex(key: try await provider.unwrap(indexKey.wrapped, for: scope)),
+            index: BlindIndex(key: try await provider.unwrap(indexKey.wrapped, for: scope, kekId: indexKey.kekId)),
             reload: { [weak self] keyId in
                 guard let self else { throw SealingError.unknownKey(keyId) }
                 self.forget(workspaceId: scope)
@@ -164,7 +180,7 @@ public final class Keyring: Sendable {
         prefix: String, purpose: WorkspaceKeyRepository.Purpose, material: SymmetricKey, scope: String
     ) async throws -> WorkspaceKeyRepository.StoredKey {
         WorkspaceKeyRepository.StoredKey(
-            id: Identifier.make(prefix, at: now()), purpose: purpose, kekId: provider.kekId,
+            id: Identifier.make(prefix, at: now()), purpose: purpose, kekId: provider.kekId(for: scope),
             wrapped: try await provider.wrap(material, for: scope), createdAt: now()
         )
     }

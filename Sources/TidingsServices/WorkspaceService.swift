@@ -56,16 +56,23 @@ public struct WorkspaceService: Sendable {
     /// Deletes a workspace with everything in it — contacts, events, keys, members — and its
     /// data keys, so any copy of its sealed values is unreadable (crypto-shredding). Its audit
     /// stream stays (it holds no personal data in the clear) and records the deletion.
+    /// Deletes the workspace with everything in it and destroys its keys: the workspace's KEK
+    /// in the key provider first, so no copy of its rows — in a backup or anywhere else —
+    /// opens again, then its rows and wrapped keys. The KEK goes first so that a failure in
+    /// between leaves a workspace that can still be deleted by running this again.
     public func delete(id: String, by actor: AuditActor) async throws {
+        guard try await env.database.read({ db in try await WorkspaceRepository.exists(id: id, in: db) }) else {
+            throw DomainError.notFound("workspace_not_found", "No workspace with this id exists.")
+        }
+        try await env.keyring.destroyKeys(for: id)
         let audit = try await env.auditRecorder()
         try await env.database.transaction { db in
-            guard try await WorkspaceRepository.exists(id: id, in: db) else {
-                throw DomainError.notFound("workspace_not_found", "No workspace with this id exists.")
-            }
             let keys = try await db.raw("SELECT COUNT(*) AS n FROM workspace_keys WHERE workspace_id = \(bind: id)").first()?
                 .decode(column: "n", as: Int.self) ?? 0
             try await db.raw("DELETE FROM workspaces WHERE id = \(bind: id)").run()
-            let deleted = AuditChange("workspace.deleted", target: ("workspace", id), summary: ["keysDestroyed": .number(Double(keys))])
+            let deleted = AuditChange("workspace.deleted", target: ("workspace", id), summary: [
+                "keysDestroyed": .number(Double(keys)), "kekDestroyed": .string(env.keyring.kekId(for: id)),
+            ])
             try await audit.record([(Vault.instanceScope, actor, deleted), (id, actor, deleted)], db: db)
         }
         env.keyring.forget(workspaceId: id)

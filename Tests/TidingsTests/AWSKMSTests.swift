@@ -25,10 +25,23 @@ struct AWSKMSTests {
                 #expect(wrapped.range(of: raw) == nil, "the wrapped form does not hold the key")
                 #expect(try await provider.unwrap(wrapped, for: "ws_a") == dataKey)
 
-                // The workspace is the encryption context: a wrapped key copied elsewhere does not unwrap.
+                // Each workspace has a KMS key of its own, made on first use and named by an alias.
+                #expect(provider.kekId(for: "ws_a") == "aws-kms:alias/tidings/ws_a")
+                let own = try await provider.client.describeKey("alias/tidings/ws_a")
+                #expect(own.state == "Enabled")
+                #expect(!keyId.hasSuffix(own.keyId), "not the instance's key")
+
+                // A wrapped key copied to another workspace does not unwrap: not under that
+                // workspace's key, nor under this one's with the other workspace as context.
+                _ = try await provider.wrap(SymmetricKey(size: .bits256), for: "ws_b")
+                await #expect(throws: KMSError.self) { _ = try await provider.unwrap(wrapped, for: "ws_b") }
+                await #expect(throws: AWSKMSKeyProvider.Problem.self) {
+                    _ = try await provider.unwrap(wrapped, for: "ws_b", kekId: provider.kekId(for: "ws_a"))
+                }
+                let instanceWrapped = try await provider.wrap(dataKey, for: Vault.instanceScope)
                 do {
-                    _ = try await provider.unwrap(wrapped, for: "ws_b")
-                    Issue.record("a key wrapped for ws_a unwrapped for ws_b")
+                    _ = try await provider.unwrap(instanceWrapped, for: "ws_b", kekId: provider.kekId)
+                    Issue.record("a key wrapped for the instance unwrapped for ws_b")
                 } catch let error as KMSError {
                     #expect(error.operation == "Decrypt")
                     #expect(error.errorType == "InvalidCiphertextException")
@@ -44,7 +57,9 @@ struct AWSKMSTests {
                 let generated = try await provider.generateDataKey(for: "ws_a")
                 #expect(generated.key.bitCount == 256)
                 #expect(try await provider.unwrap(generated.wrapped, for: "ws_a") == generated.key)
-                await #expect(throws: KMSError.self) { _ = try await provider.unwrap(generated.wrapped, for: "ws_b") }
+                await #expect(throws: (any Error).self) { _ = try await provider.unwrap(generated.wrapped, for: "ws_b") }
+                let instance = try await provider.generateDataKey(for: Vault.instanceScope)
+                #expect(try await provider.unwrap(instance.wrapped, for: Vault.instanceScope) == instance.key)
             }
         }
     }
@@ -57,14 +72,15 @@ struct AWSKMSTests {
             try await moto.withProvider(keyId: oldKey) { old in
                 try await moto.withProvider(keyId: newKey) { new in
                     let dataKey = SymmetricKey(size: .bits256)
-                    let wrapped = try await old.wrap(dataKey, for: "ws_a")
-                    let rewrapped = try await old.rewrap(wrapped, for: "ws_a", toKeyId: newKey)
+                    let scope = Vault.instanceScope
+                    let wrapped = try await old.wrap(dataKey, for: scope)
+                    let rewrapped = try await old.rewrap(wrapped, toKeyId: newKey)
                     #expect(rewrapped != wrapped)
                     #expect(AWSKMSKeyProvider.kekId(forKeyId: newKey) == new.kekId)
-                    #expect(try await new.unwrap(rewrapped, for: "ws_a") == dataKey)
+                    #expect(try await new.unwrap(rewrapped, for: scope) == dataKey)
                     // Unwrapping is pinned to the provider's own key.
-                    await #expect(throws: KMSError.self) { _ = try await old.unwrap(rewrapped, for: "ws_a") }
-                    await #expect(throws: KMSError.self) { _ = try await new.unwrap(rewrapped, for: "ws_b") }
+                    await #expect(throws: KMSError.self) { _ = try await old.unwrap(rewrapped, for: scope, kekId: old.kekId) }
+                    await #expect(throws: KMSError.self) { _ = try await new.unwrap(rewrapped, for: "ws_b", kekId: new.kekId) }
                 }
             }
         }
@@ -83,7 +99,7 @@ struct AWSKMSTests {
             for (credentials, key, type) in cases {
                 try await moto.withProvider(keyId: key, credentials: credentials) { provider in
                     do {
-                        _ = try await provider.wrap(dataKey, for: "ws_a")
+                        _ = try await provider.wrap(dataKey, for: Vault.instanceScope)
                         Issue.record("wrapping succeeded; expected \(type)")
                     } catch let error as KMSError {
                         #expect(error.operation == "Encrypt")
@@ -254,16 +270,23 @@ struct AWSKMSTests {
                 // The data key is stored wrapped by the KMS key, under the workspace's context.
                 let keys = try await tidings.database.read { db in try await WorkspaceKeyRepository(db, workspaceId: workspace.id).list(.data) }
                 #expect(keys.count == 1)
-                #expect(keys.first?.kekId == "aws-kms:\(keyId)")
+                #expect(keys.first?.kekId == "aws-kms:alias/tidings/\(workspace.id)")
                 try await moto.withProvider(keyId: keyId) { other in
                     let wrapped = try #require(keys.first?.wrapped)
                     _ = try await other.unwrap(wrapped, for: workspace.id)
-                    await #expect(throws: KMSError.self) { _ = try await other.unwrap(wrapped, for: "ws_other") }
+                    await #expect(throws: (any Error).self) { _ = try await other.unwrap(wrapped, for: "ws_other") }
 
                     // Another instance, with its own provider for the same KMS key, opens what this one sealed.
                     let vault = try await Keyring(database: tidings.database, provider: other).vault(for: workspace.id)
                     let opened = try await vault.open(sealed.properties, table: "events", column: "properties", row: sealed.id)
                     #expect(opened.contains(marker))
+
+                    // Deleting the workspace deletes its KMS key's alias and schedules the key's
+                    // deletion: the wrapped key copied out before (as any backup holds it) is dead.
+                    let workspaceKey = try await other.client.describeKey(AWSKMSKeyProvider.workspaceAlias(workspace.id))
+                    try await tidings.workspaces.delete(id: workspace.id, by: .tester)
+                    #expect(try await other.client.describeKey(workspaceKey.keyId).state == "PendingDeletion")
+                    await #expect(throws: WorkspaceKeysDestroyed.self) { _ = try await other.unwrap(wrapped, for: workspace.id) }
                 }
                 #expect(!FileManager.default.fileExists(atPath: tidings.configuration.kekFile), "no local KEK is made")
             }

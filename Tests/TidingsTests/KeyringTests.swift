@@ -1,5 +1,7 @@
+import Crypto
 import Foundation
 import SQLKit
+import HummingbirdTesting
 import Testing
 import TidingsApp
 import TidingsCrypto
@@ -21,7 +23,7 @@ struct KeyringTests {
 
             let stored = try await tidings.database.read { db in try await WorkspaceKeyRepository(db, workspaceId: workspace.id).list(.data) }
             #expect(stored.count == 1)
-            #expect(stored[0].kekId == provider.kekId)
+            #expect(stored[0].kekId == provider.kekId(for: workspace.id))
             let rawKey = try await provider.unwrap(stored[0].wrapped, for: workspace.id)
             #expect(stored[0].wrapped.range(of: rawKey.withUnsafeBytes { Data($0) }) == nil, "only the wrapped key is stored")
         }
@@ -233,5 +235,89 @@ struct KeyringTests {
             #expect(instance.items.first?.change.targetId == doomed.id)
             #expect(try await tidings.audit.verify().allSatisfy { $0.problem == nil }, "the deleted workspace's audit stream remains intact")
         }
+    }
+
+    @Test("A workspace deleted after a backup stays unreadable when that backup is restored with the same KEK", arguments: TestBackend.all)
+    func shreddingReachesBackups(backend: TestBackend) async throws {
+        let scratch = try await Scratch.make(backend)
+        var restored: Scratch?
+        do {
+            let (backup, doomed, kept, secrets) = try await withTidings(on: scratch) { tidings in
+                let doomed = try await tidings.makeWorkspace(name: "Doomed")
+                let kept = try await tidings.makeWorkspace(name: "Kept")
+                for workspace in [doomed, kept] {
+                    _ = try await tidings.contacts.upsert(workspaceId: workspace.id, body: ["email": .string("dana@example.com"), "plan": .string("pro")], by: .tester)
+                }
+                let backup = try await scratch.restoredBackup(of: tidings)
+                try await tidings.workspaces.delete(id: doomed.id, by: .tester)
+                // The workspace's own KEK is gone from the key store; the instance KEK is untouched.
+                let provider = try LocalKeyProvider.loadOrCreate(at: tidings.configuration.kekFile)
+                #expect(!FileManager.default.fileExists(atPath: "\(provider.workspaceKeyDirectory)/\(doomed.id).key"))
+                #expect(FileManager.default.fileExists(atPath: "\(provider.workspaceKeyDirectory)/\(kept.id).key"))
+                let secrets = [
+                    TidingsConfiguration.Key.kekFile: tidings.configuration.kekFile,
+                    TidingsConfiguration.Key.apiKeySecretFile: tidings.configuration.apiKeySecretFile,
+                ]
+                return (backup, doomed, kept, secrets)
+            }
+            restored = backup
+            // The backup from before the deletion, restored next to the live secrets.
+            try await withTidings(on: backup, flags: secrets) { tidings in
+                #expect(try await tidings.contacts.get(workspaceId: kept.id, email: "dana@example.com").attributes["plan"] == .string("pro"))
+                await #expect(throws: WorkspaceKeysDestroyed.self) {
+                    _ = try await tidings.contacts.get(workspaceId: doomed.id, email: "dana@example.com")
+                }
+                try await tidings.buildApplication().test(.router) { client in
+                    let api = TestClient(client: client)
+                    let gone = try await api.get("/v1/contacts/dana@example.com", key: doomed.key)
+                    #expect(gone.status == .gone)
+                    #expect(gone.errorCode == "workspace_deleted")
+                    #expect(try await api.get("/v1/contacts/dana@example.com", key: kept.key).status == .ok)
+                }
+            }
+        } catch {
+            Issue.record(error)
+        }
+        await restored?.remove()
+        await scratch.remove()
+    }
+
+    @Test("Keys wrapped under the instance KEK before workspaces had their own are re-wrapped at start", arguments: TestBackend.all)
+    func legacyWrapsMoveUnderWorkspaceKEKs(backend: TestBackend) async throws {
+        try await withTidings(backend) { tidings in
+            let workspace = try await tidings.makeWorkspace()
+            _ = try await tidings.contacts.upsert(workspaceId: workspace.id, body: ["email": .string("lena@example.com"), "tier": .string("gold")], by: .tester)
+            let provider = try LocalKeyProvider.loadOrCreate(at: tidings.configuration.kekFile)
+            // Wrap the workspace's keys as earlier versions did: under the instance KEK directly.
+            let kek = try KeyFile.loadOrCreate(at: tidings.configuration.kekFile)
+            let stored = try await tidings.database.read { db in try await WorkspaceKeyRepository.all(in: db) }
+            for entry in stored where entry.scope == workspace.id {
+                let material = try await provider.unwrap(entry.key.wrapped, for: entry.scope, kekId: entry.key.kekId)
+                let legacy = try Self.legacyWrap(material, kek: kek, scope: entry.scope)
+                let id = entry.key.id, scope = entry.scope, kekId = provider.kekId
+                try await tidings.database.transaction { db in
+                    try await WorkspaceKeyRepository.rewrap(id: id, scope: scope, kekId: kekId, wrapped: legacy, in: db)
+                }
+            }
+            // Still readable as they are …
+            let other = Keyring(database: tidings.database, provider: provider)
+            _ = try await other.vault(for: workspace.id)
+            // … and the next start moves them under the workspace's KEK.
+            _ = try await tidings.migrate()
+            let after = try await tidings.database.read { db in try await WorkspaceKeyRepository.all(in: db) }
+            let workspaceKeys = after.filter { $0.scope == workspace.id }
+            #expect(workspaceKeys.count == 2)
+            #expect(workspaceKeys.allSatisfy { $0.key.kekId == provider.kekId(for: workspace.id) })
+            tidings.keyring.forget(workspaceId: workspace.id)
+            #expect(try await tidings.contacts.get(workspaceId: workspace.id, email: "lena@example.com").attributes["tier"] == .string("gold"))
+            let migrated = try await tidings.audit.list(workspaceId: Vault.instanceScope, filter: .init(action: "schema.migrated"), cursor: nil, limit: 10)
+            #expect(migrated.items.contains { $0.change.summary["keysRewrapped"] == .number(2) })
+        }
+    }
+
+    /// A data key wrapped the way versions before per-workspace KEKs did.
+    static func legacyWrap(_ key: SymmetricKey, kek: SymmetricKey, scope: String) throws -> Data {
+        let plain = key.withUnsafeBytes { Data($0) }
+        return try AES.GCM.seal(plain, using: kek, authenticating: Data("tidings.data-key.v1:\(scope)".utf8)).combined!
     }
 }

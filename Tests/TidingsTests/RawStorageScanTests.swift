@@ -79,6 +79,19 @@ struct RawStorageScanTests {
         await scratch.remove()
     }
 
+    @Test("The scanner finds addresses and keys between binary bytes, and not look-alikes")
+    func scannerFindsAddressesInBinary() {
+        let key = "tdg_" + String(repeating: "Ab1", count: 14)
+        var page: [UInt8] = [0, 7, 255] + Array("x ada.l+1@mail.example.org\u{1}".utf8) + [0xC3, 0x28]
+        page += Array("id=\(key);tdg_short;p_1234@host;user@localhost;a@b.c;ok@x.io9".utf8) + [0]
+        let found = StorageScan.findings(in: page, source: "page", needles: ["Quokka"])
+        #expect(found.contains("page: email address ada.l+1@mail.example.org"))
+        #expect(found.contains("page: email address ok@x.io"))
+        #expect(found.contains("page: API key tdg_Ab1Ab1Ab…"))
+        #expect(found.count == 3, "\(found)")
+        #expect(StorageScan.findings(in: Array("a Quokka-1".utf8), source: "p", needles: ["Quokka"]) == ["p: test value Quokka"])
+    }
+
     @Test("The scan does find a value stored in the clear", arguments: TestBackend.all)
     func scanFindsPlaintext(backend: TestBackend) async throws {
         let scratch = try await Scratch.make(backend)

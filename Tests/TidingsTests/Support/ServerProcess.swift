@@ -132,15 +132,13 @@ func run(
     if let environment { process.environment = environment }
     process.standardOutput = out
     process.standardError = err
-    let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-        process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-        do {
-            try process.run()
-        } catch {
-            process.terminationHandler = nil
-            continuation.resume(throwing: error)
-        }
+    try process.run()
+    // Polled rather than awaited through `terminationHandler`, whose call is not guaranteed once
+    // nothing else holds the Process; polling also keeps `process` alive until it has exited.
+    while process.isRunning {
+        try await Task.sleep(for: .milliseconds(20))
     }
+    let status = process.terminationStatus
     let stdout = (try? String(contentsOf: outFile, encoding: .utf8)) ?? ""
     let stderr = (try? String(contentsOf: errFile, encoding: .utf8)) ?? ""
     return (status, stdout, stderr)

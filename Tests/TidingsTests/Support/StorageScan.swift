@@ -7,18 +7,90 @@ import Testing
 /// uses `withTidings` or a `Scratch` is held to it, so a new feature that stores personal
 /// data in the clear fails the suite.
 enum StorageScan {
-    /// Any email address: a local part and a domain whose last label is letters.
-    nonisolated(unsafe) static let emailPattern = /[A-Za-z0-9._%+\-]+@([A-Za-z0-9\-]+\.)+[A-Za-z]{2,}/
-    /// Any API key secret.
-    nonisolated(unsafe) static let apiKeyPattern = /tdg_[0-9A-Za-z]{40,}/
-
-    /// What a scan found: where, and the matching text.
-    static func findings(in text: String, source: String, needles: [String]) -> [String] {
+    /// What a scan found: where, and the matching text. Email addresses are a local part
+    /// and a domain whose last label is letters; API keys are `tdg_` and 40 or more letters
+    /// and digits. Works on raw bytes (a database page is not valid UTF-8) in one pass per
+    /// kind — a regular expression over megabytes of pages took minutes.
+    static func findings(in bytes: [UInt8], source: String, needles: [String]) -> [String] {
         var found: [String] = []
-        for match in text.matches(of: emailPattern) { found.append("\(source): email address \(match.output.0)") }
-        for match in text.matches(of: apiKeyPattern) { found.append("\(source): API key \(match.output.prefix(12))…") }
-        for needle in needles where text.contains(needle) { found.append("\(source): test value \(needle)") }
+        for address in emailAddresses(in: bytes) { found.append("\(source): email address \(address)") }
+        for key in apiKeys(in: bytes) { found.append("\(source): API key \(key.prefix(12))…") }
+        for needle in needles where contains(bytes, Array(needle.utf8)) { found.append("\(source): test value \(needle)") }
         return found
+    }
+
+    static func findings(in text: String, source: String, needles: [String]) -> [String] {
+        findings(in: Array(text.utf8), source: source, needles: needles)
+    }
+
+    private static func isLocalPart(_ byte: UInt8) -> Bool {
+        isAlphanumeric(byte) || "._%+-".utf8.contains(byte)
+    }
+
+    private static func isDomainLabel(_ byte: UInt8) -> Bool {
+        isAlphanumeric(byte) || byte == UInt8(ascii: "-")
+    }
+
+    private static func isLetter(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+    }
+
+    private static func isAlphanumeric(_ byte: UInt8) -> Bool {
+        isLetter(byte) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+    }
+
+    static func emailAddresses(in bytes: [UInt8]) -> [String] {
+        var found: [String] = []
+        var index = 0
+        while let at = bytes[index...].firstIndex(of: UInt8(ascii: "@")) {
+            index = at + 1
+            var start = at
+            while start > 0, isLocalPart(bytes[start - 1]) { start -= 1 }
+            guard start < at else { continue }
+            // The domain: labels separated by dots, the last one two or more letters.
+            var end = at + 1
+            var lastGoodEnd: Int?
+            while true {
+                var labelEnd = end
+                while labelEnd < bytes.count, isDomainLabel(bytes[labelEnd]) { labelEnd += 1 }
+                guard labelEnd > end else { break }
+                // As a pattern would: a later label counts up to its leading letters, if two or more.
+                let letters = bytes[end..<labelEnd].prefix(while: isLetter).count
+                if end > at + 1, letters >= 2 { lastGoodEnd = end + letters }
+                guard labelEnd < bytes.count, bytes[labelEnd] == UInt8(ascii: "."), labelEnd + 1 < bytes.count else { break }
+                end = labelEnd + 1
+            }
+            if let lastGoodEnd { found.append(String(decoding: bytes[start..<lastGoodEnd], as: UTF8.self)) }
+        }
+        return found
+    }
+
+    static func apiKeys(in bytes: [UInt8]) -> [String] {
+        var found: [String] = []
+        let prefix = Array("tdg_".utf8)
+        var index = 0
+        while let hit = firstRange(of: prefix, in: bytes, from: index) {
+            var end = hit + prefix.count
+            while end < bytes.count, isAlphanumeric(bytes[end]) { end += 1 }
+            if end - hit - prefix.count >= 40 { found.append(String(decoding: bytes[hit..<end], as: UTF8.self)) }
+            index = hit + 1
+        }
+        return found
+    }
+
+    private static func contains(_ bytes: [UInt8], _ needle: [UInt8]) -> Bool {
+        firstRange(of: needle, in: bytes, from: 0) != nil
+    }
+
+    private static func firstRange(of needle: [UInt8], in bytes: [UInt8], from start: Int) -> Int? {
+        guard let first = needle.first, needle.count <= bytes.count else { return nil }
+        var index = start
+        while index + needle.count <= bytes.count, let candidate = bytes[index...].firstIndex(of: first) {
+            guard candidate + needle.count <= bytes.count else { return nil }
+            if bytes[candidate..<(candidate + needle.count)].elementsEqual(needle) { return candidate }
+            index = candidate + 1
+        }
+        return nil
     }
 
     /// The SQLite database files (main, WAL, shared memory) in `directory`.
@@ -27,16 +99,18 @@ enum StorageScan {
         var found: [String] = []
         for file in files where [".sqlite", ".sqlite-wal", ".sqlite-shm"].contains(where: file.lastPathComponent.hasSuffix) {
             guard let data = try? Data(contentsOf: file) else { continue }
-            // Raw pages: decode leniently, so text between binary bytes is still searchable.
-            let text = String(decoding: data.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
-            found += findings(in: text, source: file.lastPathComponent, needles: needles)
+            found += findings(in: [UInt8](data), source: file.lastPathComponent, needles: needles)
         }
         return found
     }
 
     /// A plain-text `pg_dump` of the database at `url`.
+    /// `TIDINGS_TEST_PG_DUMP` (set by scripts/test), else Debian's PostgreSQL 15 path.
+    static var pgDump: String {
+        ProcessInfo.processInfo.environment["TIDINGS_TEST_PG_DUMP"] ?? "/usr/lib/postgresql/15/bin/pg_dump"
+    }
+
     static func scanPostgres(url: String, needles: [String]) async throws -> [String] {
-        let pgDump = ProcessInfo.processInfo.environment["TIDINGS_TEST_PG_DUMP"] ?? "/usr/lib/postgresql/15/bin/pg_dump"
         guard FileManager.default.isExecutableFile(atPath: pgDump) else {
             throw TestBackend.Unavailable(description: "pg_dump not found at \(pgDump); scripts/test sets TIDINGS_TEST_PG_DUMP.")
         }

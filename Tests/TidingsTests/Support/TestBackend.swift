@@ -101,6 +101,30 @@ struct Scratch: Sendable {
         return flags
     }
 
+    /// Backs up this scratch's database as an operator would and restores the backup into a
+    /// new scratch: SQLite with `VACUUM INTO` (a consistent copy of a live database),
+    /// PostgreSQL with `pg_dump` and `psql`. Only the database is copied — never the data
+    /// directory's secrets, which a backup of the database does not hold.
+    func restoredBackup(of tidings: Tidings) async throws -> Scratch {
+        let restored = try await Scratch.make(backend)
+        switch backend {
+        case .sqlite:
+            let target = restored.directory.appendingPathComponent("test.sqlite").path
+            try await tidings.adminDatabase.read { db in try await db.raw("VACUUM INTO \(bind: target)").run() }
+        case .postgres:
+            let tools = URL(fileURLWithPath: StorageScan.pgDump).deletingLastPathComponent()
+            let dump = restored.directory.appendingPathComponent("backup.sql").path
+            let dumped = try await run(StorageScan.pgDump, ["--no-owner", "--no-privileges", "--file", dump, "--dbname", ownerURL!])
+            guard dumped.status == 0 else { throw TestBackend.Unavailable(description: "pg_dump failed: \(dumped.stderr.prefix(500))") }
+            let loaded = try await run(tools.appendingPathComponent("psql").path, [
+                "--quiet", "--set", "ON_ERROR_STOP=1", "--file", dump, "--dbname", restored.ownerURL!,
+            ])
+            try? FileManager.default.removeItem(atPath: dump)
+            guard loaded.status == 0 else { throw TestBackend.Unavailable(description: "psql failed: \(loaded.stderr.prefix(500))") }
+        }
+        return restored
+    }
+
     /// Scans raw storage for anything that should only be stored sealed (see `StorageScan`),
     /// then drops the database and deletes the directory.
     func remove(scan: Bool = true, sourceLocation: SourceLocation = #_sourceLocation) async {

@@ -30,33 +30,43 @@ func withTidings<T: Sendable>(
     _ body: @Sendable (Tidings) async throws -> T
 ) async throws -> T {
     let scratch = try await Scratch.make(backend)
+    let result: Result<T, any Error>
+    do {
+        result = .success(try await withTidings(on: scratch, clock: clock, flags: flags, environment: environment, body))
+    } catch {
+        result = .failure(error)
+    }
+    await scratch.remove()
+    return try result.get()
+}
+
+/// Opens a migrated Tidings on `scratch` (which the caller removes), and runs `body`.
+func withTidings<T: Sendable>(
+    on scratch: Scratch,
+    clock: TestClock? = nil,
+    flags: [String: String] = [:],
+    environment: [String: String] = [:],
+    _ body: @Sendable (Tidings) async throws -> T
+) async throws -> T {
     let configuration = try await TidingsConfiguration.load(
         flags: scratch.flags.merging(flags) { $1 },
         environment: environment
     )
-    let logger = TestLog.logger("test")
     let now: @Sendable () -> Date
     if let clock {
         now = { clock.now }
     } else {
         now = { Date() }
     }
-    let tidings = try await Tidings.open(configuration, logger: logger, now: now)
-    let result: Result<T, any Error>
-    do {
-        // Tests act as an operator would, across workspaces; API requests are fenced by the server.
-        result = .success(try await TenantScope.with(.instance) { try await tidings.withDatabase { tidings in
-            try await tidings.migrate()
-            let value = try await body(tidings)
-            // While the database is open its WAL still holds recent pages: scan them too.
-            if backend == .sqlite { await StorageScan.check(scratch) }
-            return value
-        } })
-    } catch {
-        result = .failure(error)
-    }
-    await scratch.remove()
-    return try result.get()
+    let tidings = try await Tidings.open(configuration, logger: TestLog.logger("test"), now: now)
+    // Tests act as an operator would, across workspaces; API requests are fenced by the server.
+    return try await TenantScope.with(.instance) { try await tidings.withDatabase { tidings in
+        try await tidings.migrate()
+        let value = try await body(tidings)
+        // While the database is open its WAL still holds recent pages: scan them too.
+        if scratch.backend == .sqlite { await StorageScan.check(scratch) }
+        return value
+    } }
 }
 
 /// A workspace and its owner key, for API tests.
