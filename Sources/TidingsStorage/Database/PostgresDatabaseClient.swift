@@ -27,12 +27,14 @@ public final class PostgresDatabaseClient: DatabaseClient {
         )
         configuration.options.maximumConnections = maxConnections
         configuration.options.minimumConnections = 0
-        var backgroundLogger = logger
-        backgroundLogger[metadataKey: "db"] = "postgres"
+        var ownLogger = logger
+        ownLogger[metadataKey: "db"] = "postgres"
+        ownLogger[metadataKey: "database"] = "\(settings.database)"
+        var backgroundLogger = ownLogger
         // Below info, PostgresNIO logs bound values and result rows: personal data.
         backgroundLogger.logLevel = max(backgroundLogger.logLevel, .info)
         self.client = PostgresClient(configuration: configuration, backgroundLogger: backgroundLogger)
-        self.logger = backgroundLogger
+        self.logger = ownLogger
     }
 
     public func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {
@@ -76,7 +78,9 @@ public final class PostgresDatabaseClient: DatabaseClient {
 
     public func run() async throws {
         await started.open()
+        logger.debug("Connection pool running")
         await client.run()
+        logger.debug("Connection pool stopped")
     }
 
     public func close() async throws {}

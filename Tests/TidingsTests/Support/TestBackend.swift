@@ -128,8 +128,12 @@ struct Scratch: Sendable {
     /// Scans raw storage for anything that should only be stored sealed (see `StorageScan`),
     /// then drops the database and deletes the directory.
     func remove(scan: Bool = true, sourceLocation: SourceLocation = #_sourceLocation) async {
+        let logger = TestLog.logger("scratch")
+        logger.debug("Scratch removal", metadata: ["directory": "\(directory.lastPathComponent)", "database": "\(databaseURL.split(separator: "/").last ?? "")"])
         if scan { await StorageScan.check(self, sourceLocation: sourceLocation) }
+        logger.debug("Scratch scanned", metadata: ["directory": "\(directory.lastPathComponent)"])
         await dropDatabase()
         try? FileManager.default.removeItem(at: directory)
+        logger.debug("Scratch removed", metadata: ["directory": "\(directory.lastPathComponent)"])
     }
 }
