@@ -80,7 +80,7 @@ public struct Tidings: Sendable {
             case .sqlite(let path):
                 database = try await SQLiteDatabaseClient.open(path: path, durability: configuration.sqliteDurability, logger: logger)
             case .postgres(let settings):
-                database = try PostgresDatabaseClient(settings: settings, logger: logger)
+                database = try PostgresDatabaseClient(settings: settings, maxConnections: configuration.databasePoolSize, logger: logger)
             }
         } catch {
             try? await keyProvider.shutdown()

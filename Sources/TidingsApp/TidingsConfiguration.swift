@@ -46,6 +46,9 @@ public struct TidingsConfiguration: Sendable {
     public var awsKMS: AWSKMSKeyProvider.Settings?
     /// The largest CSV upload `POST /v1/contacts/import` reads (default 256 MiB).
     public var importMaxBytes: Int
+    /// PostgreSQL: the most connections this instance opens (default 20). Several instances
+    /// together must stay under the server's `max_connections`.
+    public var databasePoolSize: Int
     /// Dashboard sessions end after this many idle minutes (default 30) ...
     public var sessionIdleMinutes: Int
     /// ... and this many hours after sign-in (default 12).
@@ -72,6 +75,7 @@ public struct TidingsConfiguration: Sendable {
         public static let apiKeySecretFile = "tidings.apiKeySecretFile"
         public static let sqliteSynchronous = "tidings.sqliteSynchronous"
         public static let importMaxBytes = "tidings.importMaxBytes"
+        public static let databasePoolSize = "tidings.databasePoolSize"
         public static let kekFile = "tidings.kekFile"
         public static let sessionIdleMinutes = "tidings.sessionIdleMinutes"
         public static let sessionMaxHours = "tidings.sessionMaxHours"
@@ -175,6 +179,7 @@ public struct TidingsConfiguration: Sendable {
             }
             return value
         }
+        databasePoolSize = try positive(Key.databasePoolSize, default: 20, max: 500)
         sessionIdleMinutes = try positive(Key.sessionIdleMinutes, default: 30, max: 24 * 60)
         sessionMaxHours = try positive(Key.sessionMaxHours, default: 12, max: 24 * 30)
         accountInactivityDays = try positive(Key.accountInactivityDays, default: 90, max: 3650)

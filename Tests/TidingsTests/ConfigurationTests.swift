@@ -17,6 +17,7 @@ struct ConfigurationTests {
         #expect(configuration.environment == .production)
         #expect(configuration.logFormat == .text)
         #expect(configuration.kekProvider == .local && configuration.awsKMS == nil)
+        #expect(configuration.databasePoolSize == 20)
     }
 
     @Test("Flags win over TIDINGS_* variables, which win over the config file")
@@ -54,6 +55,8 @@ struct ConfigurationTests {
         ("TIDINGS_DATABASE_URL", "mysql://x", "TIDINGS_DATABASE_URL"),
         ("TIDINGS_PUBLIC_URL", "mail.acme.test", "TIDINGS_PUBLIC_URL"),
         ("TIDINGS_SQLITE_SYNCHRONOUS", "off", "TIDINGS_SQLITE_SYNCHRONOUS"),
+        ("TIDINGS_DATABASE_POOL_SIZE", "0", "TIDINGS_DATABASE_POOL_SIZE"),
+        ("TIDINGS_DATABASE_POOL_SIZE", "many", "TIDINGS_DATABASE_POOL_SIZE"),
     ])
     func badSettingsAreRefused(variable: String, value: String, named: String) async throws {
         do {

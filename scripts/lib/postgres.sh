@@ -12,7 +12,7 @@
 # The cluster lives in a fresh temp dir owned by the `postgres` user (the
 # server refuses to run as root), listens on 127.0.0.1 only, on a free port,
 # with its unix socket inside the temp dir. Durability is off (fsync,
-# synchronous_commit, full_page_writes) unless PG_DURABLE=1; max_connections is 300.
+# synchronous_commit, full_page_writes) unless PG_DURABLE=1; max_connections is 1000.
 # Role `tidings` is the bootstrap superuser, password `tidings`: TCP needs the
 # password (scram-sha-256); the unix socket trusts local connections.
 #
@@ -129,7 +129,7 @@ pg_start_cluster() {
 # --- throwaway test cluster (scripts/lib/postgres.sh) ---
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$PG_SOCKET_DIR'
-max_connections = 300
+max_connections = 1000
 CONF
     # Tests trade durability for speed; benchmarks set PG_DURABLE=1 to measure a real server.
     if [[ -z ${PG_DURABLE:-} ]]; then
@@ -189,8 +189,13 @@ _pg_pids_of() {
 # it is left, and removes its temp dir. Safe to call more than once, and on a
 # cluster that only half started.
 pg_stop_cluster() {
-    local dir=$PG_DIR pids i sig
+    local dir=$PG_DIR pids i sig refused
     [[ -n $dir ]] || return 0
+    # Refused connections make client pools back off and retry: say so, it explains stalls.
+    refused=$(grep -c "too many clients" "$dir/server.log" 2>/dev/null || true)
+    if [[ ${refused:-0} -gt 0 ]]; then
+        warn "PostgreSQL refused $refused connections with 'too many clients' (max_connections)"
+    fi
     if [[ -f $dir/data/postmaster.pid && -n $PG_BIN ]]; then
         _pg_as /dev/null "$PG_BIN/pg_ctl" -D "$dir/data" stop -m immediate -w -t 15 || true
     fi

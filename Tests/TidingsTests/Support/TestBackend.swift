@@ -98,6 +98,9 @@ struct Scratch: Sendable {
             TidingsConfiguration.Key.databaseURL: databaseURL,
         ]
         flags[TidingsConfiguration.Key.databaseOwnerURL] = ownerURL
+        // Dozens of tests run at once against one PostgreSQL server: a small pool each keeps them
+        // all well under its max_connections.
+        if backend == .postgres { flags[TidingsConfiguration.Key.databasePoolSize] = "6" }
         return flags
     }
 
