@@ -53,9 +53,7 @@ public struct EmailAddress: Hashable, Sendable, CustomStringConvertible, Codable
     /// - Parameter field: the input field named in the error, e.g. `email` or `rcpt`.
     /// - Throws: ``DomainError`` `invalid_email` saying which rule was broken.
     public init(_ raw: String, field: String = "email") throws(DomainError) {
-        let normalised = raw.trimmingCharacters(in: .whitespacesAndNewlines)
-            .lowercased()
-            .precomposedStringWithCanonicalMapping
+        let normalised = Self.normalised(raw)
         guard !normalised.isEmpty else {
             throw Self.invalid("The email address is empty.", field)
         }
@@ -87,6 +85,19 @@ public struct EmailAddress: Hashable, Sendable, CustomStringConvertible, Codable
             throw Self.invalid("The email address is longer than \(Self.maxAddressOctets) octets.", field)
         }
         value = address
+    }
+
+    /// Trimmed, lowercased, in Unicode normal form C. Plain ASCII — nearly every address —
+    /// takes a fast path that gives the same result without Foundation's Unicode tables.
+    static func normalised(_ raw: String) -> String {
+        let bytes = raw.utf8
+        if bytes.allSatisfy({ $0 < 0x80 }) {
+            let isSpace: (UInt8) -> Bool = { $0 == 0x20 || (0x09...0x0D).contains($0) }
+            guard let first = bytes.firstIndex(where: { !isSpace($0) }),
+                  let last = bytes.lastIndex(where: { !isSpace($0) }) else { return "" }
+            return String(decoding: bytes[first...last].map { (0x41...0x5A).contains($0) ? $0 + 0x20 : $0 }, as: UTF8.self)
+        }
+        return raw.trimmingCharacters(in: .whitespacesAndNewlines).lowercased().precomposedStringWithCanonicalMapping
     }
 
     /// The part before the last `@`, with its quotes if it needs them.

@@ -310,4 +310,21 @@ struct EmailAddressTests {
             try JSONDecoder().decode(EmailAddress.self, from: Data(#""not-an-address""#.utf8))
         }
     }
+
+    @Test("The ASCII fast path normalises exactly as the full Unicode path does")
+    func asciiFastPathAgrees() {
+        let inputs = [
+            "  Ada@Example.COM\t", "\r\nbob@x.test\n", "\u{0B}\u{0C}MiXeD.Case+Tag@Sub.Domain.ORG ", "", " \t ",
+            "a\u{01}b@c.d", "QUOTED\"@X.Y", "ZZ@ZZ", "@", "user@[127.0.0.1]",
+        ]
+        var generator = SystemRandomNumberGenerator()
+        let random = (0..<300).map { _ in
+            String(decoding: (0..<Int.random(in: 0...24, using: &generator)).map { _ in UInt8.random(in: 0...127, using: &generator) }, as: UTF8.self)
+        }
+        for raw in inputs + random {
+            let full = raw.trimmingCharacters(in: .whitespacesAndNewlines).lowercased().precomposedStringWithCanonicalMapping
+            #expect(EmailAddress.normalised(raw) == full, "\(Array(raw.utf8))")
+        }
+        #expect(EmailAddress.normalised(" Ä@Ü.de ") == "ä@ü.de", "non-ASCII takes the full path")
+    }
 }
