@@ -43,14 +43,19 @@ public struct ContactRepository: Sendable {
     public func find(email: EmailAddress) async throws -> Contact? {
         // One round trip: the contact and its attributes (one row per attribute, or one row with NULLs).
         let rows = try await db.raw("""
-            SELECT c.id, c.email_sealed, c.status, c.created_at, c.updated_at, a.name, a.kind, a.value_sealed
-            FROM contacts c LEFT JOIN contact_attributes a ON a.contact_id = c.id AND a.workspace_id = c.workspace_id
+            SELECT c.id, c.email_sealed, c.status, c.created_at, c.updated_at, a.name, a.kind, a.value_sealed,
+                   a.workspace_id AS attribute_workspace_id
+            FROM contacts c LEFT JOIN contact_attributes a ON a.contact_id = c.id
             WHERE c.workspace_id = \(bind: workspaceId) AND c.email_index = \(bind: emailIndex(email))
             """).all()
+        // The join is on the contact's id alone: with the workspace in it too, SQLite's planner
+        // (which has no statistics) walked every attribute of the workspace instead of using
+        // the primary key. Attributes always share their contact's workspace; that is checked here.
         guard let first = rows.first else { return nil }
         var contact = try await decode(first)
         for row in rows {
             guard let name = try row.decode(column: "name", as: String?.self) else { continue }
+            try checkWorkspace(row, column: "attribute_workspace_id")
             contact.attributes[name] = try await decodeAttribute(row, contactId: contact.id, name: name)
         }
         return contact
@@ -194,17 +199,26 @@ public struct ContactRepository: Sendable {
 
     private func attributes(of contactIds: [String]) async throws -> [String: [String: AttributeValue]] {
         guard !contactIds.isEmpty else { return [:] }
+        // By primary key (see `find(email:)`); the workspace is checked on each row.
         let rows = try await db.raw("""
-            SELECT contact_id, name, kind, value_sealed FROM contact_attributes
-            WHERE workspace_id = \(bind: workspaceId) AND contact_id IN (\(binds: contactIds))
+            SELECT contact_id, workspace_id, name, kind, value_sealed FROM contact_attributes
+            WHERE contact_id IN (\(binds: contactIds))
             """).all()
         var result: [String: [String: AttributeValue]] = [:]
         for row in rows {
+            try checkWorkspace(row, column: "workspace_id")
             let contactId = try row.decode(column: "contact_id", as: String.self)
             let name = try row.decode(column: "name", as: String.self)
             result[contactId, default: [:]][name] = try await decodeAttribute(row, contactId: contactId, name: name)
         }
         return result
+    }
+
+    /// A row read by primary key must still belong to this repository's workspace.
+    private func checkWorkspace(_ row: any SQLRow, column: String) throws {
+        guard try row.decode(column: column, as: String.self) == workspaceId else {
+            throw StorageError.corruptValue(column: "contact_attributes.workspace_id")
+        }
     }
 
     /// The row part of an attribute's seal context: one contact, one name.
