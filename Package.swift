@@ -29,6 +29,8 @@ let package = Package(
     targets: [
         // Pure types and rules: no I/O, no framework.
         .target(name: "TidingsDomain"),
+        // Mail: template rendering (pure); later MIME, DKIM and the SMTP client.
+        .target(name: "TidingsMail"),
         // Key hashing, identifiers and (later) sealing of fields.
         .target(
             name: "TidingsCrypto",
@@ -123,6 +125,7 @@ let package = Package(
                 "TidingsServices",
                 "TidingsHTTP",
                 "TidingsApp",
+                "TidingsMail",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
