@@ -30,7 +30,7 @@ let package = Package(
         // Pure types and rules: no I/O, no framework.
         .target(name: "TidingsDomain"),
         // Mail: template rendering (pure); later MIME, DKIM and the SMTP client.
-        .target(name: "TidingsMail"),
+        .target(name: "TidingsMail", dependencies: ["TidingsDomain"]),
         // Key hashing, identifiers and (later) sealing of fields.
         .target(
             name: "TidingsCrypto",
@@ -70,6 +70,7 @@ let package = Package(
             name: "TidingsServices",
             dependencies: [
                 "TidingsDomain",
+                "TidingsMail",
                 "TidingsCrypto",
                 "TidingsStorage",
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -82,6 +83,7 @@ let package = Package(
             dependencies: [
                 "TidingsDomain",
                 "TidingsCrypto",
+                "TidingsMail",
                 "TidingsStorage",
                 "TidingsServices",
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -26,6 +26,7 @@ public struct Tidings: Sendable {
 
     public var workspaces: WorkspaceService { WorkspaceService(environment) }
     public let apiKeys: APIKeyService
+    public let templates: TemplateService
     public let contacts: ContactService
     public let events: EventService
     public var audit: AuditService { AuditService(environment) }
@@ -132,6 +133,7 @@ public struct Tidings: Sendable {
         self.environment = environment
         self.logger = logger
         self.apiKeys = APIKeyService(environment)
+        self.templates = TemplateService(environment)
         self.events = EventService(environment)
         self.contacts = ContactService(environment)
         var settings = AccountService.Settings()
@@ -201,7 +203,7 @@ public struct Tidings: Sendable {
     /// The HTTP router with every route (also what the OpenAPI contract test inspects).
     public func makeRouter() throws -> Router<TidingsRequestContext> {
         let services = APIServices(
-            contacts: contacts, events: events, apiKeys: apiKeys, audit: audit,
+            contacts: contacts, events: events, apiKeys: apiKeys, templates: templates, audit: audit,
             accounts: accounts, accountSettings: accountSettings, listWorkspaces: { [workspaces] in try await workspaces.list() },
             makeImport: { [environment] workspaceId, types, actor in try ContactImport(environment, workspaceId: workspaceId, types: types, by: actor) },
             isReady: { [migrator] in (try? await migrator.isCurrent()) ?? false },

@@ -53,6 +53,7 @@ public func buildRouter(services: APIServices) throws -> Router<TidingsRequestCo
     ContactsController(services: services).register(on: routes)
     EventsController(services: services).register(on: routes)
     APIKeysController(services: services).register(on: routes)
+    TemplatesController(services: services).register(on: routes)
     AuditController(services: services).register(on: routes)
     WebController(services: services).register(on: router, table: table)
     return router

@@ -7,6 +7,7 @@ public struct APIServices: Sendable {
     public var contacts: ContactService
     public var events: EventService
     public var apiKeys: APIKeyService
+    public var templates: TemplateService
     public var audit: AuditService
     public var accounts: AccountService
     public var accountSettings: AccountService.Settings
@@ -21,7 +22,7 @@ public struct APIServices: Sendable {
     public var importMaxBytes: Int
 
     public init(
-        contacts: ContactService, events: EventService, apiKeys: APIKeyService, audit: AuditService,
+        contacts: ContactService, events: EventService, apiKeys: APIKeyService, templates: TemplateService, audit: AuditService,
         accounts: AccountService, accountSettings: AccountService.Settings, listWorkspaces: @escaping @Sendable () async throws -> [Workspace],
         makeImport: @escaping @Sendable (String, String?, AuditActor) throws -> ContactImport,
         isReady: @escaping @Sendable () async -> Bool, now: @escaping @Sendable () -> Date,
@@ -31,6 +32,7 @@ public struct APIServices: Sendable {
         self.contacts = contacts
         self.events = events
         self.apiKeys = apiKeys
+        self.templates = templates
         self.audit = audit
         self.accounts = accounts
         self.accountSettings = accountSettings

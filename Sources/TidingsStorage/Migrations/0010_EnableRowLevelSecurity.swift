@@ -35,12 +35,18 @@ struct EnableRowLevelSecurity: Migration {
             """,
         ]
         for (table, column) in Self.tenantTables {
-            statements += [
-                "ALTER TABLE \(table) ENABLE ROW LEVEL SECURITY",
-                "ALTER TABLE \(table) FORCE ROW LEVEL SECURITY",
-                "CREATE POLICY tenant_fence ON \(table) USING (tidings_tenant_allows(\(column))) WITH CHECK (tidings_tenant_allows(\(column)))",
-            ]
+            statements += Self.fence(table: table, column: column)
         }
         try await execute(statements, on: db)
+    }
+
+    /// The statements that fence one tenant table (PostgreSQL); later migrations use them for
+    /// the tables they add.
+    static func fence(table: String, column: String) -> [String] {
+        [
+            "ALTER TABLE \(table) ENABLE ROW LEVEL SECURITY",
+            "ALTER TABLE \(table) FORCE ROW LEVEL SECURITY",
+            "CREATE POLICY tenant_fence ON \(table) USING (tidings_tenant_allows(\(column))) WITH CHECK (tidings_tenant_allows(\(column)))",
+        ]
     }
 }

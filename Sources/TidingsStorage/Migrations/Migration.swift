@@ -33,5 +33,6 @@ public enum Migrations {
         CreateAuditLog(),
         CreateAccounts(),
         EnableRowLevelSecurity(),
+        CreateTemplates(),
     ]
 }

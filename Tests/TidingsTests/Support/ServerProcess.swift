@@ -118,8 +118,8 @@ func run(
         try? FileManager.default.removeItem(at: outFile)
         try? FileManager.default.removeItem(at: errFile)
     }
-    FileManager.default.createFile(atPath: outFile.path, contents: nil)
-    FileManager.default.createFile(atPath: errFile.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: outFile.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: errFile.path, contents: nil)
     let out = try FileHandle(forWritingTo: outFile), err = try FileHandle(forWritingTo: errFile)
     defer {
         try? out.close()

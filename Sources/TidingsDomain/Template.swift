@@ -1,0 +1,96 @@
+import Foundation
+
+/// What a template version holds: each field is template source in Tidings' Mustache
+/// dialect. `from` is `Display Name <address>` or a bare address; its display name is a
+/// template, its address is not.
+public struct TemplateContent: Sendable, Equatable, Codable {
+    public var subject: String
+    public var from: String
+    public var replyTo: String?
+    public var html: String
+    /// When absent, the text part is derived from the rendered HTML.
+    public var text: String?
+
+    public init(subject: String, from: String, replyTo: String?, html: String, text: String?) {
+        self.subject = subject
+        self.from = from
+        self.replyTo = replyTo
+        self.html = html
+        self.text = text
+    }
+}
+
+/// A workspace's email template at one version. Every update makes a new version; a
+/// message records the version it was rendered from.
+public struct Template: Sendable, Equatable {
+    public var id: String
+    public var workspaceId: String
+    public var slug: String
+    public var name: String
+    public var version: Int
+    public var content: TemplateContent
+    public var createdAt: Date
+    public var updatedAt: Date
+
+    public init(id: String, workspaceId: String, slug: String, name: String, version: Int, content: TemplateContent, createdAt: Date, updatedAt: Date) {
+        self.id = id
+        self.workspaceId = workspaceId
+        self.slug = slug
+        self.name = name
+        self.version = version
+        self.content = content
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+
+    /// Limits stated in the API document.
+    public static let maxSlugLength = 100
+    public static let maxNameLength = 200
+    public static let maxSubjectLength = 998
+    public static let maxBodyBytes = 512 * 1024
+
+    /// A slug: 1–100 lowercase letters, digits, `-` and `_`, starting with a letter or digit
+    /// (SendStreak's `templateSlug`).
+    public static func validateSlug(_ raw: String, field: String = "slug") throws(DomainError) -> String {
+        let bytes = Array(raw.utf8)
+        guard !bytes.isEmpty else { throw .invalid("invalid_slug", "The slug is empty.", field: field) }
+        guard bytes.count <= maxSlugLength else {
+            throw .invalid("invalid_slug", "The slug is longer than \(maxSlugLength) characters.", field: field)
+        }
+        let allowed: (UInt8) -> Bool = { (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x2D || $0 == 0x5F }
+        guard bytes.allSatisfy(allowed), bytes[0] != 0x2D, bytes[0] != 0x5F else {
+            throw .invalid(
+                "invalid_slug", "The slug may hold lowercase letters, digits, '-' and '_', and starts with a letter or digit.", field: field
+            )
+        }
+        return raw
+    }
+}
+
+/// A `from` or `reply-to` field split into its display name (template source, possibly
+/// empty) and its address (source too, for reply-to).
+public struct MailboxSource: Sendable, Equatable {
+    public var displayName: String
+    public var address: String
+
+    /// `Name <address>`, `"Name" <address>` or a bare `address`.
+    public init(parsing raw: String, field: String) throws(DomainError) {
+        let trimmed = raw.trimmingCharacters(in: .whitespaces)
+        guard !trimmed.isEmpty else { throw .invalid("invalid_mailbox", "The field '\(field)' is empty.", field: field) }
+        if trimmed.hasSuffix(">"), let open = trimmed.lastIndex(of: "<") {
+            var name = trimmed[..<open].trimmingCharacters(in: .whitespaces)
+            if name.count >= 2, name.hasPrefix("\""), name.hasSuffix("\"") { name = String(name.dropFirst().dropLast()) }
+            displayName = name
+            address = String(trimmed[trimmed.index(after: open)..<trimmed.index(before: trimmed.endIndex)]).trimmingCharacters(in: .whitespaces)
+        } else {
+            displayName = ""
+            address = trimmed
+        }
+        guard !address.isEmpty else {
+            throw .invalid("invalid_mailbox", "The field '\(field)' has no address between < and >.", field: field)
+        }
+        guard !raw.contains(where: { $0 == "\r" || $0 == "\n" }) else {
+            throw .invalid("invalid_mailbox", "The field '\(field)' may not contain a line break.", field: field)
+        }
+    }
+}
