@@ -30,7 +30,14 @@ let package = Package(
         // Pure types and rules: no I/O, no framework.
         .target(name: "TidingsDomain"),
         // Mail: template rendering (pure); later MIME, DKIM and the SMTP client.
-        .target(name: "TidingsMail", dependencies: ["TidingsDomain"]),
+        .target(
+            name: "TidingsMail",
+            dependencies: [
+                "TidingsDomain",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
         // Key hashing, identifiers and (later) sealing of fields.
         .target(
             name: "TidingsCrypto",
