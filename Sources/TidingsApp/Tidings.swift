@@ -27,6 +27,7 @@ public struct Tidings: Sendable {
     public var workspaces: WorkspaceService { WorkspaceService(environment) }
     public let apiKeys: APIKeyService
     public let templates: TemplateService
+    public let domains: DomainService
     public let contacts: ContactService
     public let events: EventService
     public var audit: AuditService { AuditService(environment) }
@@ -134,6 +135,7 @@ public struct Tidings: Sendable {
         self.logger = logger
         self.apiKeys = APIKeyService(environment)
         self.templates = TemplateService(environment)
+        self.domains = DomainService(environment)
         self.events = EventService(environment)
         self.contacts = ContactService(environment)
         var settings = AccountService.Settings()
@@ -203,7 +205,7 @@ public struct Tidings: Sendable {
     /// The HTTP router with every route (also what the OpenAPI contract test inspects).
     public func makeRouter() throws -> Router<TidingsRequestContext> {
         let services = APIServices(
-            contacts: contacts, events: events, apiKeys: apiKeys, templates: templates, audit: audit,
+            contacts: contacts, events: events, apiKeys: apiKeys, templates: templates, domains: domains, audit: audit,
             accounts: accounts, accountSettings: accountSettings, listWorkspaces: { [workspaces] in try await workspaces.list() },
             makeImport: { [environment] workspaceId, types, actor in try ContactImport(environment, workspaceId: workspaceId, types: types, by: actor) },
             isReady: { [migrator] in (try? await migrator.isCurrent()) ?? false },

@@ -94,3 +94,65 @@ public struct MailboxSource: Sendable, Equatable {
         }
     }
 }
+
+/// A domain a workspace sends from, with the DNS records its owner publishes.
+public struct SendingDomain: Sendable, Equatable {
+    public var id: String
+    public var workspaceId: String
+    public var domain: String
+    public var createdAt: Date
+    /// What to publish: derived from the domain's keys, never stored.
+    public var records: [DNSRecord]
+
+    public init(id: String, workspaceId: String, domain: String, createdAt: Date, records: [DNSRecord]) {
+        self.id = id
+        self.workspaceId = workspaceId
+        self.domain = domain
+        self.createdAt = createdAt
+        self.records = records
+    }
+
+    /// A DNS domain name in its ASCII form: 2 to 127 labels of letters, digits and inner
+    /// hyphens, at most 253 characters; lowercased. Internationalised names are given in
+    /// their `xn--` form.
+    public static func validate(_ raw: String, field: String = "domain") throws(DomainError) -> String {
+        let domain = raw.trimmingCharacters(in: .whitespaces).lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "."))
+        guard !domain.isEmpty, domain.utf8.count <= 253 else {
+            throw .invalid("invalid_domain", "The domain must be 1 to 253 characters.", field: field)
+        }
+        guard domain.unicodeScalars.allSatisfy(\.isASCII) else {
+            throw .invalid("invalid_domain", "Give an internationalised domain in its ASCII (xn--) form.", field: field)
+        }
+        let labels = domain.split(separator: ".", omittingEmptySubsequences: false)
+        guard labels.count >= 2 else {
+            throw .invalid("invalid_domain", "The domain needs at least two labels, like acme.test.", field: field)
+        }
+        for label in labels {
+            let valid = (1...63).contains(label.count) && label.first != "-" && label.last != "-"
+                && label.allSatisfy { ($0.isLetter || $0.isNumber || $0 == "-") && $0.isASCII }
+            guard valid else {
+                throw .invalid("invalid_domain", "'\(label.prefix(64))' is not a valid domain label.", field: field)
+            }
+        }
+        guard labels.last!.contains(where: \.isLetter) else {
+            throw .invalid("invalid_domain", "The last label of a domain has a letter.", field: field)
+        }
+        return domain
+    }
+}
+
+/// A record for the domain's owner to publish.
+public struct DNSRecord: Sendable, Equatable, Codable {
+    public var type: String
+    public var name: String
+    public var value: String
+    /// `dkim`, `dkim-ed25519`, `spf` or `dmarc`.
+    public var purpose: String
+
+    public init(type: String, name: String, value: String, purpose: String) {
+        self.type = type
+        self.name = name
+        self.value = value
+        self.purpose = purpose
+    }
+}

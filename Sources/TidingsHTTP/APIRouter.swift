@@ -54,6 +54,7 @@ public func buildRouter(services: APIServices) throws -> Router<TidingsRequestCo
     EventsController(services: services).register(on: routes)
     APIKeysController(services: services).register(on: routes)
     TemplatesController(services: services).register(on: routes)
+    DomainsController(services: services).register(on: routes)
     AuditController(services: services).register(on: routes)
     WebController(services: services).register(on: router, table: table)
     return router

@@ -8,6 +8,7 @@ public struct APIServices: Sendable {
     public var events: EventService
     public var apiKeys: APIKeyService
     public var templates: TemplateService
+    public var domains: DomainService
     public var audit: AuditService
     public var accounts: AccountService
     public var accountSettings: AccountService.Settings
@@ -22,7 +23,7 @@ public struct APIServices: Sendable {
     public var importMaxBytes: Int
 
     public init(
-        contacts: ContactService, events: EventService, apiKeys: APIKeyService, templates: TemplateService, audit: AuditService,
+        contacts: ContactService, events: EventService, apiKeys: APIKeyService, templates: TemplateService, domains: DomainService, audit: AuditService,
         accounts: AccountService, accountSettings: AccountService.Settings, listWorkspaces: @escaping @Sendable () async throws -> [Workspace],
         makeImport: @escaping @Sendable (String, String?, AuditActor) throws -> ContactImport,
         isReady: @escaping @Sendable () async -> Bool, now: @escaping @Sendable () -> Date,
@@ -33,6 +34,7 @@ public struct APIServices: Sendable {
         self.events = events
         self.apiKeys = apiKeys
         self.templates = templates
+        self.domains = domains
         self.audit = audit
         self.accounts = accounts
         self.accountSettings = accountSettings

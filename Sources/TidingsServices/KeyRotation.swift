@@ -28,6 +28,7 @@ public struct SealedColumn: Sendable {
         SealedColumn(table: "web_sessions", column: "pending_totp", storedIn: "pending_totp_sealed", scopeColumn: nil, rowKey: ["token_hash"]),
         SealedColumn(table: "operator_access", column: "reason", storedIn: "reason_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
         SealedColumn(table: "template_versions", column: "content", storedIn: "content_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
+        SealedColumn(table: "dkim_keys", column: "private_key", storedIn: "private_key_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
     ]
 }
 

@@ -34,5 +34,6 @@ public enum Migrations {
         CreateAccounts(),
         EnableRowLevelSecurity(),
         CreateTemplates(),
+        CreateSendingDomains(),
     ]
 }
