@@ -28,6 +28,7 @@ public struct Tidings: Sendable {
     public let apiKeys: APIKeyService
     public let templates: TemplateService
     public let domains: DomainService
+    public let emailServers: EmailServerService
     public let contacts: ContactService
     public let events: EventService
     public var audit: AuditService { AuditService(environment) }
@@ -136,6 +137,7 @@ public struct Tidings: Sendable {
         self.apiKeys = APIKeyService(environment)
         self.templates = TemplateService(environment)
         self.domains = DomainService(environment)
+        self.emailServers = EmailServerService(environment)
         self.events = EventService(environment)
         self.contacts = ContactService(environment)
         var settings = AccountService.Settings()
@@ -179,33 +181,31 @@ public struct Tidings: Sendable {
     /// Runs `body` while the database machinery runs (PostgreSQL's pool needs a running task), then
     /// closes it and releases the key provider.
     public func withDatabase<T: Sendable>(_ body: @Sendable (Tidings) async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            if database.kind == .postgres {
-                group.addTask { try await database.run() }
-            }
-            if let ownerDatabase {
-                group.addTask { try await ownerDatabase.run() }
-            }
-            defer { group.cancelAll() }
-            do {
-                let result = try await body(self)
-                try await database.close()
-                try await ownerDatabase?.close()
-                try await keyProvider.shutdown()
-                return result
-            } catch {
-                try? await database.close()
-                try? await ownerDatabase?.close()
-                try? await keyProvider.shutdown()
-                throw error
-            }
+        let pools = PoolRunner([database] + (ownerDatabase.map { [$0] } ?? []), logger: logger)
+        let result: Result<T, any Error>
+        do {
+            result = .success(try await body(self))
+        } catch {
+            result = .failure(error)
         }
+        var cleanup: (any Error)?
+        do {
+            try await database.close()
+            try await ownerDatabase?.close()
+            try await keyProvider.shutdown()
+        } catch {
+            cleanup = error
+        }
+        await pools.stop()
+        let value = try result.get()
+        if let cleanup { throw cleanup }
+        return value
     }
 
     /// The HTTP router with every route (also what the OpenAPI contract test inspects).
     public func makeRouter() throws -> Router<TidingsRequestContext> {
         let services = APIServices(
-            contacts: contacts, events: events, apiKeys: apiKeys, templates: templates, domains: domains, audit: audit,
+            contacts: contacts, events: events, apiKeys: apiKeys, templates: templates, domains: domains, emailServers: emailServers, audit: audit,
             accounts: accounts, accountSettings: accountSettings, listWorkspaces: { [workspaces] in try await workspaces.list() },
             makeImport: { [environment] workspaceId, types, actor in try ContactImport(environment, workspaceId: workspaceId, types: types, by: actor) },
             isReady: { [migrator] in (try? await migrator.isCurrent()) ?? false },

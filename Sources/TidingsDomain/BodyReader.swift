@@ -29,6 +29,15 @@ public struct BodyReader {
         }
     }
 
+    public mutating func bool(_ field: String) throws(DomainError) -> Bool? {
+        read.insert(field)
+        switch object[field] {
+        case .bool(let value)?: return value
+        case nil, .null?: return nil
+        case let other?: throw .invalid("invalid_type", "The field '\(field)' must be a boolean, not \(other.typeName).", field: field)
+        }
+    }
+
     public mutating func stringArray(_ field: String) throws(DomainError) -> [String]? {
         read.insert(field)
         switch object[field] {

@@ -89,7 +89,8 @@ public struct MailboxSource: Sendable, Equatable {
         guard !address.isEmpty else {
             throw .invalid("invalid_mailbox", "The field '\(field)' has no address between < and >.", field: field)
         }
-        guard !raw.contains(where: { $0 == "\r" || $0 == "\n" }) else {
+        // By scalar: "\r\n" is one Character, equal to neither "\r" nor "\n".
+        guard !raw.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" }) else {
             throw .invalid("invalid_mailbox", "The field '\(field)' may not contain a line break.", field: field)
         }
     }

@@ -9,6 +9,7 @@ public struct APIServices: Sendable {
     public var apiKeys: APIKeyService
     public var templates: TemplateService
     public var domains: DomainService
+    public var emailServers: EmailServerService
     public var audit: AuditService
     public var accounts: AccountService
     public var accountSettings: AccountService.Settings
@@ -23,7 +24,7 @@ public struct APIServices: Sendable {
     public var importMaxBytes: Int
 
     public init(
-        contacts: ContactService, events: EventService, apiKeys: APIKeyService, templates: TemplateService, domains: DomainService, audit: AuditService,
+        contacts: ContactService, events: EventService, apiKeys: APIKeyService, templates: TemplateService, domains: DomainService, emailServers: EmailServerService, audit: AuditService,
         accounts: AccountService, accountSettings: AccountService.Settings, listWorkspaces: @escaping @Sendable () async throws -> [Workspace],
         makeImport: @escaping @Sendable (String, String?, AuditActor) throws -> ContactImport,
         isReady: @escaping @Sendable () async -> Bool, now: @escaping @Sendable () -> Date,
@@ -35,6 +36,7 @@ public struct APIServices: Sendable {
         self.apiKeys = apiKeys
         self.templates = templates
         self.domains = domains
+        self.emailServers = emailServers
         self.audit = audit
         self.accounts = accounts
         self.accountSettings = accountSettings

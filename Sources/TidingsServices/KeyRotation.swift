@@ -29,6 +29,8 @@ public struct SealedColumn: Sendable {
         SealedColumn(table: "operator_access", column: "reason", storedIn: "reason_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
         SealedColumn(table: "template_versions", column: "content", storedIn: "content_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
         SealedColumn(table: "dkim_keys", column: "private_key", storedIn: "private_key_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
+        SealedColumn(table: "email_servers", column: "username", storedIn: "username_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
+        SealedColumn(table: "email_servers", column: "password", storedIn: "password_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
     ]
 }
 

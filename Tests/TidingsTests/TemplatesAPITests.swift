@@ -109,6 +109,7 @@ struct TemplatesAPITests {
                 (["slug": "t3", "from": "Acme <not-an-address>"], "invalid_email", "from"),
                 (["slug": "t4", "html": "  "], "missing_field", "html"),
                 (["slug": "t5", "colour": "red"], "unknown_field", "colour"),
+                (["slug": "t7", "from": "Acme\r\nBcc: x@example.com <hello@acme.test>"], "invalid_mailbox", "from"),
                 (["slug": "t6", "subject": String(repeating: "x", count: 999)], "too_long", "subject"),
             ]
             for (change, code, field) in cases {

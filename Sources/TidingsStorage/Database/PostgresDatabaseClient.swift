@@ -27,9 +27,13 @@ public final class PostgresDatabaseClient: DatabaseClient {
         )
         configuration.options.maximumConnections = maxConnections
         configuration.options.minimumConnections = 0
+        // No keep-alive queries: idle connections simply close after the idle timeout. A pool
+        // told to stop while a keep-alive query was running could fail to stop at all.
+        configuration.options.keepAliveBehavior = nil
         var ownLogger = logger
         ownLogger[metadataKey: "db"] = "postgres"
         ownLogger[metadataKey: "database"] = "\(settings.database)"
+        ownLogger[metadataKey: "role"] = "\(settings.username)"
         var backgroundLogger = ownLogger
         // Below info, PostgresNIO logs bound values and result rows: personal data.
         backgroundLogger.logLevel = max(backgroundLogger.logLevel, .info)

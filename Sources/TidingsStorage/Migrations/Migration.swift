@@ -35,5 +35,6 @@ public enum Migrations {
         EnableRowLevelSecurity(),
         CreateTemplates(),
         CreateSendingDomains(),
+        CreateEmailServers(),
     ]
 }
