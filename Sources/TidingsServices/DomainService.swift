@@ -103,8 +103,9 @@ public struct DomainService: Sendable {
         return SendingDomain(id: row.id, workspaceId: workspaceId, domain: row.domain, createdAt: row.createdAt, records: records(row.domain, keys: keys))
     }
 
+    /// The domain's keys, RSA first (the order the records are given out in).
     static func keys(_ stored: [SendingDomainRepository.StoredKey], domain: String) throws -> [DKIMKey] {
-        try stored.map { key in
+        try stored.sorted { ($0.algorithm != DKIMKey.Algorithm.rsaSHA256.rawValue ? 1 : 0, $0.id) < ($1.algorithm != DKIMKey.Algorithm.rsaSHA256.rawValue ? 1 : 0, $1.id) }.map { key in
             guard let algorithm = DKIMKey.Algorithm(rawValue: key.algorithm) else { throw StorageError.corruptValue(column: "dkim_keys.algorithm") }
             return try DKIMKey(domain: domain, selector: key.selector, algorithm: algorithm, privateKey: key.privateKey)
         }
