@@ -31,8 +31,14 @@ public struct Template: Sendable, Equatable {
     public var content: TemplateContent
     public var createdAt: Date
     public var updatedAt: Date
+    /// The email server messages from this template leave through; `nil`: the workspace's default.
+    public var emailServerId: String?
 
-    public init(id: String, workspaceId: String, slug: String, name: String, version: Int, content: TemplateContent, createdAt: Date, updatedAt: Date) {
+    public init(
+        id: String, workspaceId: String, slug: String, name: String, version: Int, content: TemplateContent, createdAt: Date, updatedAt: Date,
+        emailServerId: String? = nil
+    ) {
+        self.emailServerId = emailServerId
         self.id = id
         self.workspaceId = workspaceId
         self.slug = slug

@@ -103,11 +103,12 @@ struct TemplateDTO: Encodable {
     var html: String
     var text: String?
     var variables: [String]
+    var emailServerId: String?
     var createdAt: String
     var updatedAt: String
 
     enum CodingKeys: String, CodingKey {
-        case id, slug, name, version, subject, from, replyTo, html, text, variables, createdAt, updatedAt
+        case id, slug, name, version, subject, from, replyTo, html, text, variables, emailServerId, createdAt, updatedAt
     }
 
     init(_ template: Template) throws {
@@ -121,6 +122,7 @@ struct TemplateDTO: Encodable {
         html = template.content.html
         text = template.content.text
         variables = try TemplateService.compile(template.content).variables
+        emailServerId = template.emailServerId
         createdAt = Timestamp.format(template.createdAt)
         updatedAt = Timestamp.format(template.updatedAt)
     }
@@ -138,6 +140,7 @@ struct TemplateDTO: Encodable {
         try container.encode(html, forKey: .html)
         try container.encode(text, forKey: .text)
         try container.encode(variables, forKey: .variables)
+        try container.encode(emailServerId, forKey: .emailServerId)
         try container.encode(createdAt, forKey: .createdAt)
         try container.encode(updatedAt, forKey: .updatedAt)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import SQLKit
 import TidingsCrypto
 import TidingsDomain
 import TidingsMail
@@ -30,16 +31,18 @@ public struct TemplateService: Sendable {
             subject: try reader.string("subject", required: true)!, from: try reader.string("from", required: true)!,
             replyTo: try reader.string("replyTo"), html: try reader.string("html", required: true)!, text: try reader.string("text")
         )
+        let emailServerId = try reader.string("emailServerId")
         try reader.rejectUnknownFields()
         try Self.check(content)
         let now = env.now()
         let template = Template(
             id: Identifier.make("tpl", at: now), workspaceId: workspaceId, slug: slug, name: name, version: 1,
-            content: content, createdAt: now, updatedAt: now
+            content: content, createdAt: now, updatedAt: now, emailServerId: emailServerId
         )
         let vault = try await env.keyring.vault(for: workspaceId)
         let audit = try await env.auditRecorder()
         try await env.database.transaction { db in
+            try await Self.checkServer(emailServerId, db: db, vault: vault)
             guard try await TemplateRepository(db, vault: vault).insert(template) else {
                 throw DomainError(.conflict, code: "template_exists", message: "A template with this slug already exists.", field: "slug")
             }
@@ -88,6 +91,7 @@ public struct TemplateService: Sendable {
         let subject = try reader.string("subject"), from = try reader.string("from"), html = try reader.string("html")
         let replyTo = try Self.optionalString(body, "replyTo", reader: &reader)
         let text = try Self.optionalString(body, "text", reader: &reader)
+        let emailServerId = try Self.optionalString(body, "emailServerId", reader: &reader)
         try reader.rejectUnknownFields()
         let vault = try await env.keyring.vault(for: workspaceId)
         let audit = try await env.auditRecorder()
@@ -102,7 +106,9 @@ public struct TemplateService: Sendable {
             if let replyTo { content.replyTo = replyTo }
             if let text { content.text = text }
             try Self.check(content)
-            let updated = try await repository.addVersion(to: current, name: name ?? current.name, content: content, at: now)
+            let server = emailServerId ?? current.emailServerId
+            if emailServerId != nil { try await Self.checkServer(server, db: db, vault: vault) }
+            let updated = try await repository.addVersion(to: current, name: name ?? current.name, content: content, emailServerId: server, at: now)
             try await audit.record(Self.change("template.updated", updated), in: workspaceId, by: actor, db: db)
             return updated
         }
@@ -148,6 +154,14 @@ public struct TemplateService: Sendable {
             throw .invalid("missing_field", "The field 'html' is empty.", field: "html")
         }
         _ = try CompiledTemplate(content)
+    }
+
+    /// A named server must be one of the workspace's.
+    static func checkServer(_ id: String?, db: any SQLDatabase, vault: Vault) async throws {
+        guard let id else { return }
+        guard try await EmailServerRepository(db, vault: vault).find(id: id) != nil else {
+            throw DomainError.invalid("email_server_not_found", "No email server with this id exists in this workspace.", field: "emailServerId")
+        }
     }
 
     static func name(_ raw: String) throws(DomainError) -> String {

@@ -173,4 +173,29 @@ struct TemplatesAPITests {
             #expect(subject == "Quokka-subject-7781 Ada  Bcc: victim@example.com")
         }
     }
+
+    @Test("A template may name one of the workspace's email servers; deleting the server falls back to the default", arguments: TestBackend.all)
+    func emailServer(backend: TestBackend) async throws {
+        try await withAPI(backend) { api, tidings in
+            let workspace = try await tidings.makeWorkspace()
+            let other = try await tidings.makeWorkspace(name: "Other")
+            let server = try await api.post("/v1/email-servers", key: workspace.key, json: ["name": "Relay", "preset": "postmark"])
+            let serverId = try #require(server.json["id"] as? String)
+            let foreign = try await api.post("/v1/email-servers", key: other.key, json: ["name": "Theirs", "preset": "brevo"])
+            let foreignId = try #require(foreign.json["id"] as? String)
+
+            var body = Self.welcome
+            body["emailServerId"] = foreignId
+            let refused = try await api.post("/v1/templates", key: workspace.key, json: body)
+            #expect(refused.errorCode == "email_server_not_found" && refused.errorField == "emailServerId")
+            body["emailServerId"] = serverId
+            let created = try await api.post("/v1/templates", key: workspace.key, json: body)
+            #expect(created.json["emailServerId"] as? String == serverId)
+            let kept = try await api.request(.patch, "/v1/templates/welcome", key: workspace.key, json: ["subject": "Hi"])
+            #expect(kept.json["emailServerId"] as? String == serverId, "an update that does not name it keeps it")
+
+            #expect(try await api.delete("/v1/email-servers/\(serverId)", key: workspace.key).status == .noContent)
+            #expect(try await api.get("/v1/templates/welcome", key: workspace.key).json["emailServerId"] is NSNull)
+        }
+    }
 }

@@ -36,5 +36,6 @@ public enum Migrations {
         CreateTemplates(),
         CreateSendingDomains(),
         CreateEmailServers(),
+        TemplateEmailServer(),
     ]
 }

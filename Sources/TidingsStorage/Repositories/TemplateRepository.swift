@@ -19,9 +19,9 @@ public struct TemplateRepository: Sendable {
     public func insert(_ template: Template) async throws -> Bool {
         precondition(template.workspaceId == workspaceId && template.version == 1)
         let inserted = try await db.raw("""
-            INSERT INTO templates (id, workspace_id, slug, name, version, created_at, updated_at)
+            INSERT INTO templates (id, workspace_id, slug, name, version, created_at, updated_at, email_server_id)
             VALUES (\(bind: template.id), \(bind: workspaceId), \(bind: template.slug), \(bind: template.name), 1,
-                    \(bind: Timestamp.format(template.createdAt)), \(bind: Timestamp.format(template.updatedAt)))
+                    \(bind: Timestamp.format(template.createdAt)), \(bind: Timestamp.format(template.updatedAt)), \(bind: template.emailServerId))
             ON CONFLICT (workspace_id, slug) DO NOTHING
             RETURNING id
             """).first()
@@ -31,10 +31,11 @@ public struct TemplateRepository: Sendable {
     }
 
     /// Adds the next version and makes it current.
-    public func addVersion(to current: Template, name: String, content: TemplateContent, at now: Date) async throws -> Template {
+    public func addVersion(to current: Template, name: String, content: TemplateContent, emailServerId: String?, at now: Date) async throws -> Template {
         let version = current.version + 1
         try await db.raw("""
-            UPDATE templates SET version = \(bind: version), name = \(bind: name), updated_at = \(bind: Timestamp.format(now))
+            UPDATE templates SET version = \(bind: version), name = \(bind: name), updated_at = \(bind: Timestamp.format(now)),
+                email_server_id = \(bind: emailServerId)
             WHERE workspace_id = \(bind: workspaceId) AND id = \(bind: current.id)
             """).run()
         try await insertVersion(templateId: current.id, version: version, content: content, at: now)
@@ -42,6 +43,7 @@ public struct TemplateRepository: Sendable {
         updated.version = version
         updated.name = name
         updated.content = content
+        updated.emailServerId = emailServerId
         updated.updatedAt = now
         return updated
     }
@@ -49,7 +51,7 @@ public struct TemplateRepository: Sendable {
     /// The template by slug, at its current version or at `version`.
     public func find(slug: String, version: Int? = nil) async throws -> Template? {
         guard let row = try await db.raw("""
-            SELECT id, slug, name, version, created_at, updated_at FROM templates
+            SELECT id, slug, name, version, created_at, updated_at, email_server_id FROM templates
             WHERE workspace_id = \(bind: workspaceId) AND slug = \(bind: slug)
             """).first() else { return nil }
         let id = try row.decode(column: "id", as: String.self)
@@ -66,7 +68,7 @@ public struct TemplateRepository: Sendable {
     /// Templates ordered by slug, after `afterSlug`, at their current versions.
     public func list(afterSlug: String?, limit: Int) async throws -> [Template] {
         var query = SQLQueryString("""
-            SELECT t.id, t.slug, t.name, t.version, t.created_at, t.updated_at, v.id AS version_id, v.content_sealed
+            SELECT t.id, t.slug, t.name, t.version, t.created_at, t.updated_at, t.email_server_id, v.id AS version_id, v.content_sealed
             FROM templates t JOIN template_versions v ON v.template_id = t.id AND v.version = t.version
             WHERE t.workspace_id = \(bind: workspaceId)
             """)
@@ -108,7 +110,8 @@ public struct TemplateRepository: Sendable {
             id: try row.decode(column: "id", as: String.self), workspaceId: workspaceId,
             slug: try row.decode(column: "slug", as: String.self), name: try row.decode(column: "name", as: String.self),
             version: try row.decode(column: "version", as: Int.self), content: content,
-            createdAt: try row.decodeTimestamp("created_at"), updatedAt: try row.decodeTimestamp("updated_at")
+            createdAt: try row.decodeTimestamp("created_at"), updatedAt: try row.decodeTimestamp("updated_at"),
+            emailServerId: try row.decode(column: "email_server_id", as: String?.self)
         )
     }
 }
