@@ -2,25 +2,14 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import TidingsDomain
 
 /// Server-rendered pages: escaped by default, no scripts, no external resources, and
 /// headers that keep them from being framed, cached or leaking links.
 enum HTML {
     /// Escapes text for element content and attribute values.
     static func escape(_ text: String) -> String {
-        var out = ""
-        out.reserveCapacity(text.count)
-        for character in text {
-            switch character {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.append(character)
-            }
-        }
-        return out
+        HTMLEscaping.escape(text)
     }
 
     static let securityHeaders: HTTPFields = [

@@ -1,3 +1,5 @@
+import TidingsDomain
+
 /// A template in Tidings' Mustache dialect, parsed once and rendered many times.
 ///
 /// - `{{ name }}` inserts a value, HTML-escaped; `{{{ name }}}` and `{{& name }}` insert it raw.
@@ -94,7 +96,7 @@ public struct MustacheTemplate: Sendable, Equatable {
             case .variable(let name, let raw):
                 let text = Self.resolve(name, in: stack)?.text ?? ""
                 if !raw, case .html = escaping {
-                    Self.appendHTMLEscaped(text, to: &output)
+                    HTMLEscaping.append(text, to: &output)
                 } else {
                     output += text
                 }
@@ -128,19 +130,6 @@ public struct MustacheTemplate: Sendable, Equatable {
             return value
         }
         return nil
-    }
-
-    static func appendHTMLEscaped(_ text: String, to output: inout String) {
-        for character in text {
-            switch character {
-            case "&": output += "&amp;"
-            case "<": output += "&lt;"
-            case ">": output += "&gt;"
-            case "\"": output += "&quot;"
-            case "'": output += "&#39;"
-            default: output.append(character)
-            }
-        }
     }
 
     static func isControl(_ scalar: Unicode.Scalar) -> Bool {
