@@ -60,11 +60,7 @@ public struct EmailServer: Sendable, Equatable {
         }
         if isIPAddress(host) { return host }
         let labels = host.split(separator: ".", omittingEmptySubsequences: false)
-        let valid = labels.allSatisfy { label in
-            (1...63).contains(label.count) && label.first != "-" && label.last != "-"
-                && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
-        }
-        guard valid else { throw .invalid("invalid_host", "'\(host.prefix(100))' is not a host name or IP address.", field: field) }
+        guard labels.allSatisfy(isHostLabel) else { throw .invalid("invalid_host", "'\(host.prefix(100))' is not a host name or IP address.", field: field) }
         return host
     }
 

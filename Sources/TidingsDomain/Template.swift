@@ -134,18 +134,20 @@ public struct SendingDomain: Sendable, Equatable {
         guard labels.count >= 2 else {
             throw .invalid("invalid_domain", "The domain needs at least two labels, like acme.test.", field: field)
         }
-        for label in labels {
-            let valid = (1...63).contains(label.count) && label.first != "-" && label.last != "-"
-                && label.allSatisfy { ($0.isLetter || $0.isNumber || $0 == "-") && $0.isASCII }
-            guard valid else {
-                throw .invalid("invalid_domain", "'\(label.prefix(64))' is not a valid domain label.", field: field)
-            }
+        for label in labels where !isHostLabel(label) {
+            throw .invalid("invalid_domain", "'\(label.prefix(64))' is not a valid domain label.", field: field)
         }
         guard labels.last!.contains(where: \.isLetter) else {
             throw .invalid("invalid_domain", "The last label of a domain has a letter.", field: field)
         }
         return domain
     }
+}
+
+/// An ASCII DNS label: 1 to 63 letters, digits and hyphens, no hyphen at either end.
+public func isHostLabel(_ label: Substring) -> Bool {
+    (1...63).contains(label.count) && label.first != "-" && label.last != "-"
+        && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
 }
 
 /// A record for the domain's owner to publish.
