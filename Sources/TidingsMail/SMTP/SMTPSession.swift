@@ -104,13 +104,13 @@ public struct SMTPSession: Sendable {
         expecting.removeFirst()
         switch step {
         case .greeting:
-            guard reply.isPositive else { return fail("the server's greeting was \(reply)", reply) }
+            guard reply.isPositive else { return fail("the server's greeting was \(reply)") }
             return sendCommand(.ehlo(configuration.clientName), expect: .ehlo)
         case .ehlo:
             guard reply.isPositive else {
                 // A server without ESMTP: HELO, unless TLS or authentication is required.
                 guard !triedHELO, configuration.security != .startTLS, configuration.username == nil else {
-                    return fail("the server refused EHLO: \(reply)", reply)
+                    return fail("the server refused EHLO: \(reply)")
                 }
                 triedHELO = true
                 return sendCommand(.helo(configuration.clientName), expect: .helo)
@@ -118,23 +118,23 @@ public struct SMTPSession: Sendable {
             capabilities = SMTPCapabilities(ehlo: reply)
             return afterGreeting()
         case .helo:
-            guard reply.isPositive else { return fail("the server refused HELO: \(reply)", reply) }
+            guard reply.isPositive else { return fail("the server refused HELO: \(reply)") }
             return afterGreeting()
         case .startTLS:
-            guard reply.code == 220 else { return fail("the server refused STARTTLS: \(reply); not sending without TLS", reply) }
+            guard reply.code == 220 else { return fail("the server refused STARTTLS: \(reply); not sending without TLS") }
             expecting = [.tlsHandshake]
             return [.startTLS]
         case .tlsHandshake:
             // Anything the server says before the handshake is an injection attempt.
             return fail("the server sent data before the TLS handshake")
         case .authPlain, .authLoginDone:
-            guard reply.code == 235 else { return fail("authentication failed: \(reply)", reply) }
+            guard reply.code == 235 else { return fail("authentication failed: \(reply)") }
             return startTransaction()
         case .authLoginUser:
-            guard reply.code == 334 else { return fail("authentication failed: \(reply)", reply) }
+            guard reply.code == 334 else { return fail("authentication failed: \(reply)") }
             return sendCommand(.authLoginStep(configuration.username ?? ""), expect: .authLoginPassword)
         case .authLoginPassword:
-            guard reply.code == 334 else { return fail("authentication failed: \(reply)", reply) }
+            guard reply.code == 334 else { return fail("authentication failed: \(reply)") }
             return sendCommand(.authLoginStep(configuration.password ?? ""), expect: .authLoginDone)
         case .mail:
             guard reply.isPositive else {
@@ -244,7 +244,7 @@ public struct SMTPSession: Sendable {
     /// Every recipient without an outcome is deferred: the server did not take the message
     /// (a refused greeting, TLS or authentication is not the recipient's fault), and the
     /// session ends.
-    private mutating func fail(_ reason: String, _ reply: SMTPReply? = nil) -> [Action] {
+    private mutating func fail(_ reason: String) -> [Action] {
         for recipient in envelope.recipients where outcomes[recipient] == nil {
             outcomes[recipient] = .deferred(reason)
         }
