@@ -29,6 +29,7 @@ struct SMTPSessionTests {
                 switch action {
                 case .send(let bytes): result.sent.append(String(decoding: bytes, as: UTF8.self))
                 case .startTLS: result.startedTLS = true
+                case .ready, .transactionEnded: break
                 case .finish(let outcomes):
                     result.outcomes = outcomes
                     return false
@@ -115,5 +116,50 @@ struct SMTPSessionTests {
 
         let ehloRefused = Self.run(.init(security: .none, clientName: "c"), replies: ["220 mx", "502 no ESMTP", "250 hello"])
         #expect(ehloRefused.sent.prefix(3) == ["EHLO c\r\n", "HELO c\r\n", "MAIL FROM:<bounce@acme.test>\r\n"])
+    }
+
+    /// Applies actions: sends are collected, the rest returned.
+    static func take(_ actions: [SMTPSession.Action], into sent: inout [String]) -> [SMTPSession.Action] {
+        actions.filter { action in
+            guard case .send(let bytes) = action else { return true }
+            sent.append(String(decoding: bytes, as: UTF8.self))
+            return false
+        }
+    }
+
+    @Test("One connection carries several transactions, with RSET before each after the first")
+    func reuse() {
+        var session = SMTPSession(configuration: .init(security: .implicitTLS, clientName: "c"))
+        var sent: [String] = []
+        #expect(session.awaiting == .greeting)
+        _ = Self.take(session.received(Self.reply("220 mx")), into: &sent)
+        #expect(Self.take(session.received(Self.reply("250-mx\n250 PIPELINING")), into: &sent) == [.ready])
+        #expect(session.awaiting == nil, "idle between transactions")
+
+        let first = SMTPSession.Envelope(sender: "b@acme.test", recipients: ["a@example.com"], message: Array("x\r\n".utf8))
+        _ = Self.take(session.begin(first), into: &sent)
+        for text in ["250 ok", "250 ok", "354 go"] { _ = Self.take(session.received(Self.reply(text)), into: &sent) }
+        #expect(session.awaiting == .message)
+        #expect(Self.take(session.received(Self.reply("250 2.0.0 queued 1")), into: &sent) == [.transactionEnded(["a@example.com": .delivered(Self.reply("250 2.0.0 queued 1"))])])
+
+        let second = SMTPSession.Envelope(sender: "b@acme.test", recipients: ["c@example.com"], message: Array("y\r\n".utf8))
+        _ = Self.take(session.begin(second), into: &sent)
+        #expect(sent.last == "RSET\r\nMAIL FROM:<b@acme.test>\r\nRCPT TO:<c@example.com>\r\nDATA\r\n")
+        for text in ["250 reset", "250 ok", "550 5.1.1 no such user"] { _ = Self.take(session.received(Self.reply(text)), into: &sent) }
+        // DATA was pipelined: it is still answered, and the empty message is ended.
+        _ = Self.take(session.received(Self.reply("354 go")), into: &sent)
+        #expect(sent.last == ".\r\n")
+        #expect(Self.take(session.received(Self.reply("554 no valid recipients")), into: &sent) == [.transactionEnded(["c@example.com": .bounced(Self.reply("550 5.1.1 no such user"))])])
+
+        _ = Self.take(session.quit(), into: &sent)
+        #expect(sent.last == "QUIT\r\n")
+        #expect(Self.take(session.received(Self.reply("221 bye")), into: &sent) == [.finish([:])])
+    }
+
+    @Test("A message over the server's SIZE limit bounces without being sent")
+    func sizeLimit() {
+        let result = Self.run(.init(security: .implicitTLS, clientName: "c"), replies: ["220 mx", "250-mx\n250 SIZE 10", "221 bye"])
+        #expect(result.sent == ["EHLO c\r\n", "QUIT\r\n"])
+        #expect(result.outcomes?.values.allSatisfy { if case .bounced(let reply) = $0 { reply.enhancedCode == "5.3.4" } else { false } } == true)
     }
 }
