@@ -88,7 +88,7 @@ public struct DomainService: Sendable {
         return try await env.database.read { db in
             let repository = SendingDomainRepository(db, vault: vault)
             guard let row = try await repository.find(domain: domain) else { return [] }
-            return try await Self.keys(try await repository.keys(domainId: row.id), domain: domain)
+            return try Self.keys(try await repository.keys(domainId: row.id), domain: domain)
         }
     }
 

@@ -112,6 +112,9 @@ public struct SMTPSession: Sendable {
         tlsActive = configuration.security == .implicitTLS
     }
 
+    /// Why the session ended early, when it did.
+    public private(set) var failure: String?
+
     /// What the server said it supports (after EHLO; again after STARTTLS).
     public var serverCapabilities: SMTPCapabilities { capabilities }
 
@@ -359,6 +362,7 @@ public struct SMTPSession: Sendable {
     /// server did not take the message (a refused greeting, TLS or authentication is not the
     /// recipient's fault), and the session ends.
     private mutating func fail(_ reason: String) -> [Action] {
+        if failure == nil { failure = reason }
         for recipient in (envelope ?? oneShot)?.recipients ?? [] where outcomes[recipient] == nil {
             outcomes[recipient] = .deferred(reason)
         }
