@@ -31,6 +31,9 @@ public struct SealedColumn: Sendable {
         SealedColumn(table: "dkim_keys", column: "private_key", storedIn: "private_key_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
         SealedColumn(table: "email_servers", column: "username", storedIn: "username_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
         SealedColumn(table: "email_servers", column: "password", storedIn: "password_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
+        SealedColumn(table: "messages", column: "request", storedIn: "request_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
+        SealedColumn(table: "message_events", column: "detail", storedIn: "detail_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
+        SealedColumn(table: "suppressions", column: "reply", storedIn: "reply_sealed", scopeColumn: "workspace_id", rowKey: ["contact_id"]),
     ]
 }
 

@@ -37,5 +37,6 @@ public enum Migrations {
         CreateSendingDomains(),
         CreateEmailServers(),
         TemplateEmailServer(),
+        CreateMessages(),
     ]
 }

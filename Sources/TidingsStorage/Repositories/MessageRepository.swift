@@ -1,0 +1,166 @@
+import Foundation
+import SQLKit
+import TidingsCrypto
+import TidingsDomain
+
+/// Messages of one workspace and their timelines; requests and server replies sealed.
+public struct MessageRepository: Sendable {
+    let db: any SQLDatabase
+    let vault: Vault
+    var workspaceId: String { vault.scope }
+
+    public init(_ db: any SQLDatabase, vault: Vault) {
+        self.db = db
+        self.vault = vault
+    }
+
+    public struct Filter: Sendable {
+        public var status: MessageStatus?
+        public var contactId: String?
+        public var templateSlug: String?
+        public var createdFrom: Date?
+        public var createdBefore: Date?
+
+        public init(status: MessageStatus? = nil, contactId: String? = nil, templateSlug: String? = nil, createdFrom: Date? = nil, createdBefore: Date? = nil) {
+            self.status = status
+            self.contactId = contactId
+            self.templateSlug = templateSlug
+            self.createdFrom = createdFrom
+            self.createdBefore = createdBefore
+        }
+    }
+
+    private static let columns = """
+        id, contact_id, template_id, template_slug, template_version, email_server_id, status, request_sealed, message_id_header,
+        send_at, attempts, next_attempt_at, tls_version, tls_cipher, created_at, updated_at
+        """
+
+    public func insert(_ message: Message) async throws {
+        precondition(message.workspaceId == workspaceId)
+        try await db.raw("""
+            INSERT INTO messages (\(unsafeRaw: Self.columns), workspace_id)
+            VALUES (\(bind: message.id), \(bind: message.contactId), \(bind: message.templateId), \(bind: message.templateSlug),
+                    \(bind: message.templateVersion), \(bind: message.emailServerId), \(bind: message.status.rawValue),
+                    \(bind: try sealRequest(message)), \(bind: message.messageIdHeader), \(bind: Timestamp.format(message.sendAt)),
+                    \(bind: message.attempts), \(bind: message.nextAttemptAt.map(Timestamp.format)), \(bind: message.tlsVersion),
+                    \(bind: message.tlsCipher), \(bind: Timestamp.format(message.createdAt)), \(bind: Timestamp.format(message.updatedAt)),
+                    \(bind: workspaceId))
+            """).run()
+    }
+
+    /// Writes what a delivery attempt changed: status, attempts, request (settled recipients),
+    /// next attempt, TLS.
+    public func update(_ message: Message) async throws {
+        precondition(message.workspaceId == workspaceId)
+        try await db.raw("""
+            UPDATE messages SET status = \(bind: message.status.rawValue), request_sealed = \(bind: try sealRequest(message)),
+                attempts = \(bind: message.attempts), next_attempt_at = \(bind: message.nextAttemptAt.map(Timestamp.format)),
+                email_server_id = \(bind: message.emailServerId), tls_version = \(bind: message.tlsVersion), tls_cipher = \(bind: message.tlsCipher),
+                updated_at = \(bind: Timestamp.format(message.updatedAt))
+            WHERE workspace_id = \(bind: workspaceId) AND id = \(bind: message.id)
+            """).run()
+    }
+
+    /// Sets the status of messages that are not final yet; returns the ids changed.
+    public func setStatus(_ status: MessageStatus, ids: [String], at now: Date) async throws -> [String] {
+        guard !ids.isEmpty else { return [] }
+        let finals = MessageStatus.allCases.filter(\.isFinal).map(\.rawValue)
+        return try await db.raw("""
+            UPDATE messages SET status = \(bind: status.rawValue), updated_at = \(bind: Timestamp.format(now))
+            WHERE workspace_id = \(bind: workspaceId) AND id IN (\(binds: ids)) AND status NOT IN (\(binds: finals))
+            RETURNING id
+            """).all().map { try $0.decode(column: "id", as: String.self) }
+    }
+
+    public func find(id: String) async throws -> Message? {
+        guard let row = try await db.raw("""
+            SELECT \(unsafeRaw: Self.columns) FROM messages WHERE workspace_id = \(bind: workspaceId) AND id = \(bind: id)
+            """).first() else { return nil }
+        return try await decode(row)
+    }
+
+    /// Newest first, after the cursor `beforeId`.
+    public func list(filter: Filter, beforeId: String?, limit: Int) async throws -> [Message] {
+        var query = SQLQueryString("SELECT \(unsafeRaw: Self.columns) FROM messages WHERE workspace_id = \(bind: workspaceId)")
+        if let status = filter.status { query.appendInterpolation(" AND status = \(bind: status.rawValue)" as SQLQueryString) }
+        if let contactId = filter.contactId { query.appendInterpolation(" AND contact_id = \(bind: contactId)" as SQLQueryString) }
+        if let slug = filter.templateSlug { query.appendInterpolation(" AND template_slug = \(bind: slug)" as SQLQueryString) }
+        if let from = filter.createdFrom { query.appendInterpolation(" AND created_at >= \(bind: Timestamp.format(from))" as SQLQueryString) }
+        if let before = filter.createdBefore { query.appendInterpolation(" AND created_at < \(bind: Timestamp.format(before))" as SQLQueryString) }
+        if let beforeId { query.appendInterpolation(" AND id < \(bind: beforeId)" as SQLQueryString) }
+        query.appendInterpolation(" ORDER BY id DESC LIMIT \(bind: limit)" as SQLQueryString)
+        var messages: [Message] = []
+        for row in try await db.raw(query).all() {
+            messages.append(try await decode(row))
+        }
+        return messages
+    }
+
+    public func addEvent(messageId: String, _ event: MessageEvent) async throws {
+        try await addEvents([(messageId, event)])
+    }
+
+    public func addEvents(_ events: [(messageId: String, event: MessageEvent)]) async throws {
+        guard !events.isEmpty else { return }
+        var rows: [SQLQueryString] = []
+        for (messageId, event) in events {
+            let detail = event.detail.isEmpty ? nil : try vault.seal(
+                JSONValue.object(event.detail).serializedString, table: "message_events", column: "detail", row: event.id
+            )
+            rows.append("(\(bind: event.id), \(bind: workspaceId), \(bind: messageId), \(bind: event.kind.rawValue), \(bind: detail), \(bind: Timestamp.format(event.at)))")
+        }
+        try await db.raw("""
+            INSERT INTO message_events (id, workspace_id, message_id, kind, detail_sealed, at) VALUES \(rows.joined(separator: ", "))
+            """).run()
+    }
+
+    public func events(messageId: String) async throws -> [MessageEvent] {
+        var events: [MessageEvent] = []
+        for row in try await db.raw("""
+            SELECT id, kind, detail_sealed, at FROM message_events
+            WHERE workspace_id = \(bind: workspaceId) AND message_id = \(bind: messageId) ORDER BY id
+            """).all() {
+            let id = try row.decode(column: "id", as: String.self)
+            guard let kind = MessageStatus(rawValue: try row.decode(column: "kind", as: String.self)) else {
+                throw StorageError.corruptValue(column: "message_events.kind")
+            }
+            var detail: [String: JSONValue] = [:]
+            if let sealed = try row.decode(column: "detail_sealed", as: String?.self) {
+                let text = try await vault.open(sealed, table: "message_events", column: "detail", row: id)
+                guard case .object(let object)? = try? JSONValue.parse(Array(text.utf8)) else {
+                    throw StorageError.corruptValue(column: "message_events.detail_sealed")
+                }
+                detail = object
+            }
+            events.append(MessageEvent(id: id, kind: kind, detail: detail, at: try row.decodeTimestamp("at")))
+        }
+        return events
+    }
+
+    private func sealRequest(_ message: Message) throws -> String {
+        let json = String(decoding: try JSONEncoder().encode(message.request), as: UTF8.self)
+        return try vault.seal(json, table: "messages", column: "request", row: message.id)
+    }
+
+    private func decode(_ row: any SQLRow) async throws -> Message {
+        let id = try row.decode(column: "id", as: String.self)
+        let json = try await vault.open(try row.decode(column: "request_sealed", as: String.self), table: "messages", column: "request", row: id)
+        guard let request = try? JSONDecoder().decode(MessageRequest.self, from: Data(json.utf8)) else {
+            throw StorageError.corruptValue(column: "messages.request_sealed")
+        }
+        guard let status = MessageStatus(rawValue: try row.decode(column: "status", as: String.self)) else {
+            throw StorageError.corruptValue(column: "messages.status")
+        }
+        return Message(
+            id: id, workspaceId: workspaceId, contactId: try row.decode(column: "contact_id", as: String.self),
+            templateId: try row.decode(column: "template_id", as: String.self), templateSlug: try row.decode(column: "template_slug", as: String.self),
+            templateVersion: try row.decode(column: "template_version", as: Int.self),
+            emailServerId: try row.decode(column: "email_server_id", as: String?.self), status: status, request: request,
+            messageIdHeader: try row.decode(column: "message_id_header", as: String.self), sendAt: try row.decodeTimestamp("send_at"),
+            attempts: try row.decode(column: "attempts", as: Int.self),
+            nextAttemptAt: try row.decode(column: "next_attempt_at", as: String?.self).flatMap(Timestamp.parse),
+            tlsVersion: try row.decode(column: "tls_version", as: String?.self), tlsCipher: try row.decode(column: "tls_cipher", as: String?.self),
+            createdAt: try row.decodeTimestamp("created_at"), updatedAt: try row.decodeTimestamp("updated_at")
+        )
+    }
+}
