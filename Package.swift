@@ -111,6 +111,7 @@ let package = Package(
             dependencies: [
                 "TidingsDomain",
                 "TidingsCrypto",
+                "TidingsMail",
                 "TidingsKMS",
                 "TidingsStorage",
                 "TidingsServices",

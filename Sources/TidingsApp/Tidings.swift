@@ -29,6 +29,12 @@ public struct Tidings: Sendable {
     public let templates: TemplateService
     public let domains: DomainService
     public let emailServers: EmailServerService
+    /// Wakes this process's delivery workers when a message is queued.
+    public let jobSignal = JobSignal()
+    public let messages: MessageService
+    public var suppressions: SuppressionService { SuppressionService(environment) }
+    /// Delivers queued messages: run by `serve`, drained by hand in tests.
+    public let deliveries: DeliveryWorker
     public let contacts: ContactService
     public let events: EventService
     public var audit: AuditService { AuditService(environment) }
@@ -137,7 +143,9 @@ public struct Tidings: Sendable {
         self.apiKeys = APIKeyService(environment)
         self.templates = TemplateService(environment)
         self.domains = DomainService(environment)
-        self.emailServers = EmailServerService(environment)
+        self.emailServers = EmailServerService(environment, delivery: configuration.delivery)
+        self.messages = MessageService(environment, signal: jobSignal)
+        self.deliveries = DeliveryWorker(environment, settings: configuration.delivery, signal: jobSignal)
         self.events = EventService(environment)
         self.contacts = ContactService(environment)
         var settings = AccountService.Settings()
@@ -205,7 +213,8 @@ public struct Tidings: Sendable {
     /// The HTTP router with every route (also what the OpenAPI contract test inspects).
     public func makeRouter() throws -> Router<TidingsRequestContext> {
         let services = APIServices(
-            contacts: contacts, events: events, apiKeys: apiKeys, templates: templates, domains: domains, emailServers: emailServers, audit: audit,
+            contacts: contacts, events: events, apiKeys: apiKeys, templates: templates, domains: domains, emailServers: emailServers,
+            messages: messages, suppressions: suppressions, audit: audit,
             accounts: accounts, accountSettings: accountSettings, listWorkspaces: { [workspaces] in try await workspaces.list() },
             makeImport: { [environment] workspaceId, types, actor in try ContactImport(environment, workspaceId: workspaceId, types: types, by: actor) },
             isReady: { [migrator] in (try? await migrator.isCurrent()) ?? false },
@@ -250,6 +259,11 @@ public struct Tidings: Sendable {
                 .init(service: PeriodicJob(name: "data-key-rotations", interval: .seconds(3600), logger: logger) { [environment] in
                     try await KeyRotation(environment).finishRotations()
                 }),
+                .init(service: PeriodicJob(name: "idempotency-keys", interval: .seconds(3600), logger: logger) { [environment] in
+                    try await MessageService.purgeIdempotencyKeys(environment)
+                }),
+                // Stops after the server (reverse order): deliveries in progress finish first.
+                .init(service: DeliveryService(worker: deliveries)),
                 .init(service: server),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -3,6 +3,8 @@ import Foundation
 import Logging
 import TidingsDomain
 import TidingsKMS
+import TidingsMail
+import TidingsServices
 import TidingsStorage
 
 /// Every setting of Tidings, read once at start-up.
@@ -58,6 +60,8 @@ public struct TidingsConfiguration: Sendable {
     /// The list of common passwords new passwords are checked against
     /// (default: Debian john-data's `/usr/share/john/password.lst`).
     public var commonPasswordsFile: String
+    /// Delivering messages: the SMTP client and the queue (`TIDINGS_SMTP_*`, `TIDINGS_DELIVERY_*`).
+    public var delivery: DeliverySettings
 
     /// The configuration keys, each also a `TIDINGS_*` variable (camelCase becomes `_`).
     public enum Key {
@@ -81,6 +85,16 @@ public struct TidingsConfiguration: Sendable {
         public static let sessionMaxHours = "tidings.sessionMaxHours"
         public static let accountInactivityDays = "tidings.accountInactivityDays"
         public static let commonPasswordsFile = "tidings.commonPasswordsFile"
+        public static let smtpHeloName = "tidings.smtpHeloName"
+        public static let smtpCaFile = "tidings.smtpCaFile"
+        public static let smtpConnectTimeout = "tidings.smtpConnectTimeout"
+        public static let smtpReplyTimeout = "tidings.smtpReplyTimeout"
+        public static let smtpDataTimeout = "tidings.smtpDataTimeout"
+        public static let deliveryConcurrency = "tidings.deliveryConcurrency"
+        public static let deliveryLeaseSeconds = "tidings.deliveryLeaseSeconds"
+        public static let deliveryRetryMinSeconds = "tidings.deliveryRetryMinSeconds"
+        public static let deliveryRetryMaxSeconds = "tidings.deliveryRetryMaxSeconds"
+        public static let deliveryGiveUpHours = "tidings.deliveryGiveUpHours"
         public static let kmsProvider = "tidings.kmsProvider"
         public static let kmsKeyId = "tidings.kmsKeyId"
         public static let kmsRegion = "tidings.kmsRegion"
@@ -188,6 +202,33 @@ public struct TidingsConfiguration: Sendable {
         kekFile = string(Key.kekFile) ?? "\(dataDirectory)/secrets/kek.key"
         kekProvider = try choice(Key.kmsProvider, KEKProvider.local)
         awsKMS = kekProvider == .awsKMS ? try Self.awsKMSSettings(reader) : nil
+        let heloName = string(Key.smtpHeloName) ?? URL(string: publicURL)?.host ?? "localhost"
+        guard (try? EmailServer.validateHost(heloName)) != nil else {
+            throw Invalid(description: "\(Self.variableName(Key.smtpHeloName)) must be a host name; got '\(heloName)'.")
+        }
+        var trustRoots: [String] = []
+        if let caFile = string(Key.smtpCaFile) {
+            guard FileManager.default.isReadableFile(atPath: caFile) else {
+                throw Invalid(description: "\(Self.variableName(Key.smtpCaFile)) names \(caFile), which cannot be read.")
+            }
+            trustRoots.append(caFile)
+        }
+        let timeouts = SMTPTimeouts(
+            connect: .seconds(Int64(try positive(Key.smtpConnectTimeout, default: 30, max: 600))),
+            greeting: .seconds(Int64(try positive(Key.smtpReplyTimeout, default: 300, max: 3600))),
+            command: .seconds(Int64(try positive(Key.smtpReplyTimeout, default: 300, max: 3600))),
+            dataInitiation: .seconds(Int64(min(120, try positive(Key.smtpReplyTimeout, default: 300, max: 3600)))),
+            dataTermination: .seconds(Int64(try positive(Key.smtpDataTimeout, default: 600, max: 3600)))
+        )
+        let retryMin = try positive(Key.deliveryRetryMinSeconds, default: 60, max: 86400)
+        delivery = DeliverySettings(
+            clientName: heloName.lowercased(), tls: SMTPTLSSettings(additionalTrustRoots: trustRoots), timeouts: timeouts,
+            concurrency: try positive(Key.deliveryConcurrency, default: 64, max: 1000),
+            lease: TimeInterval(try positive(Key.deliveryLeaseSeconds, default: 60, max: 3600)),
+            retryMin: TimeInterval(retryMin),
+            retryMax: TimeInterval(max(retryMin, try positive(Key.deliveryRetryMaxSeconds, default: 4 * 3600, max: 7 * 86400))),
+            giveUpAfter: TimeInterval(try positive(Key.deliveryGiveUpHours, default: 72, max: 24 * 30) * 3600)
+        )
     }
 
     /// The environment variable that sets `key`, for error messages.

@@ -63,6 +63,16 @@ public struct BodyReader {
         return date
     }
 
+    /// An array of any values, or `nil` when the field is absent or null.
+    public mutating func array(_ field: String) throws(DomainError) -> [JSONValue]? {
+        read.insert(field)
+        switch object[field] {
+        case .array(let value)?: return value
+        case nil, .null?: return nil
+        case let other?: throw .invalid("invalid_type", "The field '\(field)' must be an array, not \(other.typeName).", field: field)
+        }
+    }
+
     /// A nested object, or `nil` when the field is absent or null.
     public mutating func object(_ field: String) throws(DomainError) -> [String: JSONValue]? {
         read.insert(field)

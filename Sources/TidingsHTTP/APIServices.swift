@@ -10,6 +10,8 @@ public struct APIServices: Sendable {
     public var templates: TemplateService
     public var domains: DomainService
     public var emailServers: EmailServerService
+    public var messages: MessageService
+    public var suppressions: SuppressionService
     public var audit: AuditService
     public var accounts: AccountService
     public var accountSettings: AccountService.Settings
@@ -24,7 +26,8 @@ public struct APIServices: Sendable {
     public var importMaxBytes: Int
 
     public init(
-        contacts: ContactService, events: EventService, apiKeys: APIKeyService, templates: TemplateService, domains: DomainService, emailServers: EmailServerService, audit: AuditService,
+        contacts: ContactService, events: EventService, apiKeys: APIKeyService, templates: TemplateService, domains: DomainService, emailServers: EmailServerService,
+        messages: MessageService, suppressions: SuppressionService, audit: AuditService,
         accounts: AccountService, accountSettings: AccountService.Settings, listWorkspaces: @escaping @Sendable () async throws -> [Workspace],
         makeImport: @escaping @Sendable (String, String?, AuditActor) throws -> ContactImport,
         isReady: @escaping @Sendable () async -> Bool, now: @escaping @Sendable () -> Date,
@@ -37,6 +40,8 @@ public struct APIServices: Sendable {
         self.templates = templates
         self.domains = domains
         self.emailServers = emailServers
+        self.messages = messages
+        self.suppressions = suppressions
         self.audit = audit
         self.accounts = accounts
         self.accountSettings = accountSettings

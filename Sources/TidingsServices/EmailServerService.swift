@@ -1,15 +1,58 @@
 import Foundation
 import TidingsCrypto
 import TidingsDomain
+import TidingsMail
 import TidingsStorage
 
 /// A workspace's SMTP servers. The first one is the default; passwords are write-only,
 /// sealed at rest, and appear in no answer, log line or audit summary.
 public struct EmailServerService: Sendable {
     let env: ServiceEnvironment
+    /// The SMTP client's settings, for `test`.
+    let delivery: DeliverySettings
 
-    public init(_ env: ServiceEnvironment) {
+    public init(_ env: ServiceEnvironment, delivery: DeliverySettings = DeliverySettings(clientName: "localhost")) {
         self.env = env
+        self.delivery = delivery
+    }
+
+    /// What `POST /v1/email-servers/{id}/test` found.
+    public struct TestResult: Sendable {
+        public var ok: Bool
+        public var steps: [SMTPStepRecord]
+        public var tls: SMTPTLSInfo?
+    }
+
+    /// Connects to the server as a delivery would: greeting, EHLO, TLS (with certificate
+    /// checks), AUTH, then QUIT. Each step reports the server's reply or what went wrong;
+    /// nothing is sent. The attempt is audited (never the password).
+    public func test(workspaceId: String, id: String, by actor: AuditActor) async throws -> TestResult {
+        let server = try await get(workspaceId: workspaceId, id: id)
+        let security: SMTPSession.Security = switch server.security {
+        case .tls: .implicitTLS
+        case .starttls: .startTLS
+        case .none: .none
+        }
+        let endpoint = SMTPEndpoint(
+            host: server.host, port: server.port, security: security, username: server.username, password: server.password,
+            clientName: delivery.clientName
+        )
+        let result: TestResult
+        do {
+            let connection = try await SMTPConnection.open(to: endpoint, tls: delivery.tls, timeouts: delivery.timeouts)
+            var steps = connection.steps
+            if let quit = await connection.close() { steps.append(quit) }
+            result = TestResult(ok: true, steps: steps, tls: connection.tls)
+        } catch let error as SMTPConnectionError {
+            result = TestResult(ok: false, steps: error.steps, tls: nil)
+        }
+        let audit = try await env.auditRecorder()
+        try await env.database.transaction { db in
+            try await audit.record(AuditChange("email_server.tested", target: ("email_server", server.id), summary: [
+                "name": .string(server.name), "host": .string(server.host), "ok": .bool(result.ok),
+            ]), in: workspaceId, by: actor, db: db)
+        }
+        return result
     }
 
     static let notFound = DomainError.notFound("email_server_not_found", "No email server with this id exists in this workspace.")

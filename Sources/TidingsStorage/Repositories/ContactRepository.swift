@@ -132,6 +132,20 @@ public struct ContactRepository: Sendable {
         return (ids, created)
     }
 
+    /// The contact's status, if it exists.
+    public func status(contactId: String) async throws -> ContactStatus? {
+        try await db.raw("""
+            SELECT status FROM contacts WHERE workspace_id = \(bind: workspaceId) AND id = \(bind: contactId)
+            """).first().map { ContactStatus(rawValue: try $0.decode(column: "status", as: String.self)) ?? .active }
+    }
+
+    public func setStatus(contactId: String, _ status: ContactStatus, at now: Date) async throws {
+        try await db.raw("""
+            UPDATE contacts SET status = \(bind: status.rawValue), updated_at = \(bind: Timestamp.format(now))
+            WHERE workspace_id = \(bind: workspaceId) AND id = \(bind: contactId)
+            """).run()
+    }
+
     /// Writes attribute values and removals for an existing contact and bumps `updated_at`.
     public func update(contactId: String, set: [String: AttributeValue], remove: [String], at now: Date) async throws {
         try await setAttributes(contactId: contactId, set)

@@ -88,6 +88,13 @@ public struct IdempotencyRepository: Sendable {
         public var status: Int
         public var response: String
         public var createdAt: Date
+
+        public init(requestDigest: String, status: Int, response: String, createdAt: Date) {
+            self.requestDigest = requestDigest
+            self.status = status
+            self.response = response
+            self.createdAt = createdAt
+        }
     }
 
     public func find(key: String) async throws -> Stored? {

@@ -1,0 +1,453 @@
+import Foundation
+import SQLKit
+import Synchronization
+import TidingsCrypto
+import TidingsDomain
+import TidingsMail
+import TidingsStorage
+
+/// How messages are delivered: the SMTP client's settings and the queue's timing.
+public struct DeliverySettings: Sendable {
+    /// The name given in EHLO.
+    public var clientName: String
+    public var tls: SMTPTLSSettings
+    public var timeouts: SMTPTimeouts
+    /// Messages being delivered at once by this process.
+    public var concurrency: Int
+    /// How long a claimed job stays leased without a heartbeat; a dead worker's jobs are
+    /// claimed again after it.
+    public var lease: TimeInterval
+    /// How often other instances' work (and scheduled messages) is looked for.
+    public var pollInterval: Duration
+    /// The first retry waits this long, each further one twice as long …
+    public var retryMin: TimeInterval
+    /// … up to this.
+    public var retryMax: TimeInterval
+    /// A message not delivered this long after it was accepted has failed.
+    public var giveUpAfter: TimeInterval
+
+    public init(
+        clientName: String, tls: SMTPTLSSettings = SMTPTLSSettings(), timeouts: SMTPTimeouts = SMTPTimeouts(), concurrency: Int = 64,
+        lease: TimeInterval = 60, pollInterval: Duration = .seconds(1), retryMin: TimeInterval = 60, retryMax: TimeInterval = 4 * 3600,
+        giveUpAfter: TimeInterval = 72 * 3600
+    ) {
+        self.clientName = clientName
+        self.tls = tls
+        self.timeouts = timeouts
+        self.concurrency = concurrency
+        self.lease = lease
+        self.pollInterval = pollInterval
+        self.retryMin = retryMin
+        self.retryMax = retryMax
+        self.giveUpAfter = giveUpAfter
+    }
+
+    /// The wait before attempt `attempt + 1`: doubling from `retryMin`, capped at `retryMax`,
+    /// with ±20 % jitter so deferred messages do not return in lockstep.
+    public func backoff(afterAttempt attempt: Int, jitter: Double = Double.random(in: 0.8...1.2)) -> TimeInterval {
+        let base = min(retryMax, retryMin * pow(2, Double(max(0, attempt - 1))))
+        return min(retryMax, base * jitter)
+    }
+}
+
+/// Claims message jobs from the durable queue and delivers them: render the template version
+/// the message was accepted with, build MIME, sign with DKIM, send through the workspace's
+/// SMTP server, and record the outcome in the message's timeline.
+public final class DeliveryWorker: Sendable {
+    let env: ServiceEnvironment
+    let settings: DeliverySettings
+    let signal: JobSignal
+    /// This process's name on the leases it holds.
+    let owner = Identifier.make("worker")
+    private let pools = Mutex<[String: (version: Date, pool: SMTPPool)]>([:])
+    private let templates = Mutex<[String: CompiledTemplate]>([:])
+    private let inFlight = Mutex<Set<String>>([])
+    private let stopping = Atomic<Bool>(false)
+    private let slotFreed = JobSignal()
+
+    public init(_ env: ServiceEnvironment, settings: DeliverySettings, signal: JobSignal) {
+        self.env = env
+        self.settings = settings
+        self.signal = signal
+    }
+
+    static let kinds = [MessageService.jobKind]
+
+    // MARK: Running
+
+    /// Delivers until `stop()`; then finishes the deliveries in progress (their SMTP
+    /// transactions complete) and closes the connections.
+    public func run() async {
+        await withDiscardingTaskGroup { group in
+            group.addTask { [self] in await heartbeat() }
+            while !stopping.load(ordering: .relaxed) {
+                let free = settings.concurrency - inFlight.withLock { $0.count }
+                guard free > 0 else {
+                    // Every slot busy: wait until a delivery finishes.
+                    await slotFreed.wait(timeout: settings.pollInterval)
+                    continue
+                }
+                var jobs: [Job] = []
+                do {
+                    jobs = try await claim(limit: free)
+                } catch {
+                    env.logger.error("Claiming delivery jobs failed", metadata: ["error": "\(error)"])
+                }
+                for job in jobs {
+                    group.addTask { [self] in
+                        await process(job)
+                        slotFreed.wake()
+                    }
+                }
+                if jobs.isEmpty {
+                    // Nothing due: wait for new work, or poll for other instances' and scheduled work.
+                    await signal.wait(timeout: settings.pollInterval)
+                }
+            }
+            // Graceful stop: the discarding group waits for every delivery in progress to finish.
+        }
+        await shutdownPools()
+    }
+
+    /// Asks `run()` to stop claiming and return once in-flight deliveries are done.
+    public func stop() {
+        stopping.store(true, ordering: .relaxed)
+        signal.wake()
+    }
+
+    /// Delivers every job due now, one batch after another, until none is left; returns how
+    /// many were processed. For tests and one-off runs (`run()` is the service loop).
+    @discardableResult
+    public func drain() async throws -> Int {
+        var processed = 0
+        while true {
+            let jobs = try await claim(limit: settings.concurrency)
+            if jobs.isEmpty { return processed }
+            await withTaskGroup(of: Void.self) { group in
+                for job in jobs { group.addTask { [self] in await process(job) } }
+            }
+            processed += jobs.count
+        }
+    }
+
+    public func shutdownPools() async {
+        let all = pools.withLock { pools in
+            defer { pools = [:] }
+            return pools.values.map(\.pool)
+        }
+        for pool in all { await pool.shutdown() }
+    }
+
+    private func claim(limit: Int) async throws -> [Job] {
+        let now = env.now()
+        let jobs = try await TenantScope.with(.instance) {
+            try await env.database.transaction { [owner, settings] db in
+                try await JobRepository(db).claim(kinds: Self.kinds, owner: owner, now: now, leaseUntil: now.addingTimeInterval(settings.lease), limit: limit)
+            }
+        }
+        inFlight.withLock { $0.formUnion(jobs.map(\.id)) }
+        return jobs
+    }
+
+    /// Extends the leases of the jobs in progress a third of the lease time before they run out.
+    private func heartbeat() async {
+        var last = ContinuousClock.now
+        while !stopping.load(ordering: .relaxed) || !inFlight.withLock({ $0.isEmpty }) {
+            try? await Task.sleep(for: .milliseconds(200))
+            guard ContinuousClock.now - last >= .seconds(settings.lease / 3) else { continue }
+            last = ContinuousClock.now
+            let ids = Array(inFlight.withLock { $0 })
+            guard !ids.isEmpty else { continue }
+            let until = env.now().addingTimeInterval(settings.lease)
+            do {
+                try await TenantScope.with(.instance) {
+                    try await env.database.transaction { [owner] db in try await JobRepository(db).extendLeases(ids: ids, owner: owner, until: until) }
+                }
+            } catch {
+                env.logger.error("Extending delivery leases failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    // MARK: One message
+
+    private func process(_ job: Job) async {
+        defer { _ = inFlight.withLock { $0.remove(job.id) } }
+        do {
+            try await TenantScope.with(.workspace(job.workspaceId)) {
+                try await deliver(job)
+            }
+        } catch {
+            // Our own fault (database, keys): try again later rather than lose the message.
+            env.logger.error("Delivering a message failed; it will be retried", metadata: ["message": "\(job.subjectId)", "error": "\(error)"])
+            let retry = env.now().addingTimeInterval(settings.backoff(afterAttempt: job.attempts))
+            try? await TenantScope.with(.instance) {
+                try await env.database.transaction { db in try await JobRepository(db).reschedule(id: job.id, runAt: retry) }
+            }
+        }
+    }
+
+    /// Everything needed to send, gathered in one read.
+    private struct Prepared: Sendable {
+        var message: Message
+        var server: EmailServer
+        var content: CompiledTemplate
+        var contact: Contact?
+    }
+
+    private enum Preparation {
+        case ready(Prepared)
+        /// Nothing to do (already final, or gone).
+        case skip
+        case fail(Message, String)
+    }
+
+    private func deliver(_ job: Job) async throws {
+        let workspaceId = job.workspaceId
+        let vault: Vault
+        do {
+            vault = try await env.keyring.vault(for: workspaceId)
+        } catch is WorkspaceKeysDestroyed {
+            // The workspace was deleted: its rows (this job's included) are going or gone.
+            return try await complete(job)
+        }
+        let preparation = try await prepare(job, vault: vault)
+        let prepared: Prepared
+        switch preparation {
+        case .skip:
+            return try await complete(job)
+        case .fail(let message, let reason):
+            return try await finish(job, message, vault: vault, outcome: .failed(reason))
+        case .ready(let ready):
+            prepared = ready
+        }
+        var message = prepared.message
+        let now = env.now()
+        message.attempts += 1
+        message.status = .sending
+        message.updatedAt = now
+        message.emailServerId = prepared.server.id
+        let sending = message
+        try await env.database.transaction { db in
+            let messages = MessageRepository(db, vault: vault)
+            try await messages.update(sending)
+            try await messages.addEvent(messageId: sending.id, MessageEvent(
+                id: Identifier.make("me", at: now), kind: .sending,
+                detail: ["attempt": .number(Double(sending.attempts)), "server": .string(prepared.server.name)], at: now
+            ))
+        }
+
+        let bytes: [UInt8]
+        do {
+            bytes = try await build(prepared, message: message, now: now)
+        } catch let error as DomainError {
+            return try await finish(job, message, vault: vault, outcome: .failed("The message could not be built: \(error.message)"))
+        }
+        let recipients = message.request.recipients.filter { !message.request.settled.contains($0) }
+        let envelope = SMTPSession.Envelope(
+            sender: try CompiledTemplate.senderAddress(prepared.content), recipients: recipients, message: bytes,
+            eightBit: bytes.contains { $0 >= 0x80 }
+        )
+        let delivery = await pool(for: prepared.server).deliver(envelope)
+        try await finish(job, message, vault: vault, outcome: .attempted(delivery))
+    }
+
+    private func prepare(_ job: Job, vault: Vault) async throws -> Preparation {
+        let cached = templates.withLock { $0 }
+        return try await env.database.read { db in
+            let messages = MessageRepository(db, vault: vault)
+            guard let message = try await messages.find(id: job.subjectId) else { return .skip }
+            guard !message.status.isFinal else { return .skip }
+            let servers = try await EmailServerRepository(db, vault: vault).list()
+            guard let server = servers.first(where: { $0.id == message.emailServerId }) ?? servers.first(where: { $0.isDefault }) ?? servers.first else {
+                return .fail(message, "The workspace has no email server.")
+            }
+            let key = "\(message.templateId)#\(message.templateVersion)"
+            let content: CompiledTemplate
+            if let compiled = cached[key] {
+                content = compiled
+            } else {
+                guard let template = try await TemplateRepository(db, vault: vault).find(slug: message.templateSlug, version: message.templateVersion),
+                      template.id == message.templateId else {
+                    return .fail(message, "The template '\(message.templateSlug)' (version \(message.templateVersion)) was deleted.")
+                }
+                content = try TemplateService.compile(template.content)
+            }
+            let contact = try await ContactRepository(db, vault: vault).find(email: try EmailAddress(message.request.rcpt))
+            return .ready(Prepared(message: message, server: server, content: content, contact: contact))
+        }
+    }
+
+    /// Renders and builds the MIME message, signed when the sending domain has DKIM keys.
+    private func build(_ prepared: Prepared, message: Message, now: Date) async throws -> [UInt8] {
+        let key = "\(message.templateId)#\(message.templateVersion)"
+        templates.withLock { cache in
+            if cache.count > 500 { cache.removeAll() }
+            cache[key] = prepared.content
+        }
+        var variables = message.request.variables
+        var contactFields: [String: JSONValue] = ["email": .string(message.request.rcpt)]
+        for (name, value) in prepared.contact?.attributes ?? [:] { contactFields[name] = value.json }
+        variables["contact"] = .object(contactFields)
+        let rendered = try prepared.content.render(TemplateService.context(variables, unsubscribeLink: ""))
+        var replyTo = rendered.replyToAddress.map { Mailbox(rendered.replyToName ?? "", $0) }
+        if let raw = message.request.replyTo {
+            let mailbox = try MailboxSource(parsing: raw, field: "replyTo")
+            replyTo = Mailbox(mailbox.displayName, try EmailAddress(mailbox.address, field: "replyTo"))
+        }
+        let outgoing = OutgoingMessage(
+            from: Mailbox(rendered.fromName, rendered.fromAddress),
+            to: [Mailbox("", try EmailAddress(message.request.rcpt))],
+            cc: try message.request.cc.map { Mailbox("", try EmailAddress($0)) },
+            replyTo: replyTo, subject: rendered.subject, messageId: message.messageIdHeader, date: now,
+            text: rendered.text, html: rendered.html,
+            attachments: message.request.attachments.map { attachment in
+                Attachment(filename: attachment.filename, contentType: attachment.contentType, content: Array(Data(base64Encoded: attachment.content) ?? Data()))
+            },
+            extraHeaders: message.request.headers.compactMap { $0.count == 2 ? (name: $0[0], value: $0[1]) : nil }
+        )
+        let bytes = MIMEBuilder.build(outgoing, boundarySeed: message.id)
+        let domain = rendered.fromAddress.value.split(separator: "@").last.map(String.init) ?? ""
+        let keys = try await DomainService(env).signingKeys(workspaceId: message.workspaceId, domain: domain)
+        return keys.isEmpty ? bytes : try DKIMSigner.sign(bytes, with: keys, at: now)
+    }
+
+    private func pool(for server: EmailServer) -> SMTPPool {
+        pools.withLock { pools in
+            if let existing = pools[server.id], existing.version == server.updatedAt { return existing.pool }
+            let security: SMTPSession.Security = switch server.security {
+            case .tls: .implicitTLS
+            case .starttls: .startTLS
+            case .none: .none
+            }
+            let endpoint = SMTPEndpoint(
+                host: server.host, port: server.port, security: security,
+                username: server.username, password: server.password, clientName: settings.clientName
+            )
+            let pool = SMTPPool(
+                endpoint: endpoint, tls: settings.tls, timeouts: settings.timeouts, maxConnections: server.maxConnections, rateLimit: server.rateLimit
+            )
+            if let old = pools[server.id]?.pool { Task { await old.shutdown() } }
+            pools[server.id] = (server.updatedAt, pool)
+            return pool
+        }
+    }
+
+    // MARK: Outcomes
+
+    private enum Outcome {
+        case attempted(SMTPDelivery)
+        case failed(String)
+    }
+
+    private func complete(_ job: Job) async throws {
+        try await TenantScope.with(.instance) {
+            try await env.database.transaction { db in try await JobRepository(db).complete(ids: [job.id]) }
+        }
+    }
+
+    /// Records the attempt: delivered or bounced when every recipient is settled, deferred
+    /// (and rescheduled) while any is not, failed once retrying is over.
+    private func finish(_ job: Job, _ attempted: Message, vault: Vault, outcome: Outcome) async throws {
+        let now = env.now()
+        var message = attempted
+        message.updatedAt = now
+        var events: [MessageEvent] = []
+        var suppress: (reply: String, code: String)?
+        var reschedule: Date?
+        switch outcome {
+        case .failed(let reason):
+            message.status = .failed
+            message.nextAttemptAt = nil
+            events.append(MessageEvent(id: Identifier.make("me", at: now), kind: .failed, detail: ["reason": .string(reason)], at: now))
+        case .attempted(let delivery):
+            message.tlsVersion = delivery.tls?.version ?? message.tlsVersion
+            message.tlsCipher = delivery.tls?.cipher ?? message.tlsCipher
+            var delivered: [String: JSONValue] = [:]
+            var bounced: [String: JSONValue] = [:]
+            var deferred: [String: JSONValue] = [:]
+            for (recipient, result) in delivery.outcomes {
+                switch result {
+                case .delivered(let reply):
+                    delivered[recipient] = .string(reply.description)
+                    message.request.settled.append(recipient)
+                case .bounced(let reply):
+                    bounced[recipient] = .string(reply.description)
+                    message.request.settled.append(recipient)
+                    if recipient == message.request.rcpt, reply.isMailboxFailure {
+                        suppress = (reply.description, reply.enhancedCode ?? "\(reply.code)")
+                    }
+                case .deferred(let reason):
+                    deferred[recipient] = .string(reason)
+                }
+            }
+            var tls: [String: JSONValue] = [:]
+            if let info = delivery.tls { tls = ["tlsVersion": .string(info.version), "tlsCipher": .string(info.cipher)] }
+            if !delivered.isEmpty {
+                events.append(MessageEvent(id: Identifier.make("me", at: now), kind: .delivered, detail: ["replies": .object(delivered)].merging(tls) { $1 }, at: now))
+            }
+            if !bounced.isEmpty {
+                events.append(MessageEvent(id: Identifier.make("me", at: now), kind: .bounced, detail: ["replies": .object(bounced)], at: now))
+            }
+            let primary = message.request.rcpt
+            if deferred.isEmpty {
+                message.status = delivered[primary] != nil ? .delivered : bounced[primary] != nil ? .bounced : .delivered
+                message.nextAttemptAt = nil
+            } else if now.timeIntervalSince(message.createdAt) >= settings.giveUpAfter {
+                message.status = delivered[primary] != nil ? .delivered : bounced[primary] != nil ? .bounced : .failed
+                message.nextAttemptAt = nil
+                events.append(MessageEvent(id: Identifier.make("me", at: now), kind: .failed, detail: [
+                    "reason": .string("Not delivered within \(Int(settings.giveUpAfter / 3600)) hours; no further attempts."),
+                    "replies": .object(deferred),
+                ], at: now))
+            } else {
+                let next = now.addingTimeInterval(settings.backoff(afterAttempt: message.attempts))
+                reschedule = next
+                message.status = delivered[primary] != nil ? .delivered : bounced[primary] != nil ? .bounced : .deferred
+                message.nextAttemptAt = next
+                events.append(MessageEvent(id: Identifier.make("me", at: now), kind: .deferred, detail: [
+                    "replies": .object(deferred), "nextAttemptAt": .string(Timestamp.format(next)),
+                ], at: now))
+            }
+        }
+        let final = message
+        let finalEvents = events
+        let nextRun = reschedule
+        let suppression = suppress
+        let audit = try await env.auditRecorder()
+        try await env.database.transaction { db in
+            let messages = MessageRepository(db, vault: vault)
+            try await messages.update(final)
+            try await messages.addEvents(finalEvents.map { (final.id, $0) })
+            let jobs = JobRepository(db)
+            if let nextRun {
+                try await jobs.reschedule(id: job.id, runAt: nextRun)
+            } else {
+                try await jobs.complete(ids: [job.id])
+            }
+            if let suppression {
+                try await SuppressionRepository(db, vault: vault).add(contactId: final.contactId, reason: "bounced", reply: suppression.reply, messageId: final.id, at: now)
+                try await ContactRepository(db, vault: vault).setStatus(contactId: final.contactId, .bounced, at: now)
+                try await audit.record(AuditChange("contact.bounced", target: ("contact", final.contactId), summary: [
+                    "email": .string(vault.pseudonym(final.request.rcpt)), "code": .string(suppression.code), "message": .string(final.id),
+                ]), in: final.workspaceId, by: .system("delivery"), db: db)
+            }
+            if final.status == .failed || final.status == .bounced {
+                try await audit.record(AuditChange("message.\(final.status.rawValue)", target: ("message", final.id), summary: [
+                    "email": .string(vault.pseudonym(final.request.rcpt)), "attempts": .number(Double(final.attempts)),
+                ]), in: final.workspaceId, by: .system("delivery"), db: db)
+            }
+        }
+        env.logger.info("Message attempt finished", metadata: [
+            "message": "\(final.id)", "status": "\(final.status.rawValue)", "attempt": "\(final.attempts)",
+            "recipient": "\(vault.pseudonym(final.request.rcpt))",
+        ])
+    }
+}
+
+extension CompiledTemplate {
+    /// The envelope sender (MAIL FROM): the template's From address.
+    static func senderAddress(_ template: CompiledTemplate) throws -> String {
+        template.fromAddress.value
+    }
+}
