@@ -56,6 +56,7 @@ public func buildRouter(services: APIServices) throws -> Router<TidingsRequestCo
     TemplatesController(services: services).register(on: routes)
     DomainsController(services: services).register(on: routes)
     EmailServersController(services: services).register(on: routes)
+    MessagesController(services: services).register(on: routes)
     AuditController(services: services).register(on: routes)
     WebController(services: services).register(on: router, table: table)
     return router

@@ -13,6 +13,19 @@ struct EmailServersController {
         routes.add(.get, "/v1/email-servers/{id}", get)
         routes.add(.patch, "/v1/email-servers/{id}", update)
         routes.add(.delete, "/v1/email-servers/{id}", delete)
+        routes.add(.post, "/v1/email-servers/{id}/test", test)
+    }
+
+    /// Connects, says EHLO, starts TLS, authenticates and quits; answers 200 with each step
+    /// either way (`ok` says whether every step passed).
+    @Sendable func test(_ request: Request, context: TidingsRequestContext) async throws -> Response {
+        let principal = try context.require(.admin)
+        let result = try await services.emailServers.test(workspaceId: principal.workspaceId, id: try request.pathParameter("id", context: context), by: context.actor)
+        return JSONResponse.make(status: .ok, json: .object([
+            "ok": .bool(result.ok),
+            "steps": .array(result.steps.map { .object(["step": .string($0.step), "ok": .bool($0.ok), "detail": .string($0.detail)]) }),
+            "tls": result.tls.map { .object(["version": .string($0.version), "cipher": .string($0.cipher)]) } ?? .null,
+        ]))
     }
 
     @Sendable func list(_ request: Request, context: TidingsRequestContext) async throws -> Response {
