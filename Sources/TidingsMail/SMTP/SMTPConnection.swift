@@ -206,6 +206,7 @@ public final class SMTPConnection: Sendable {
         switch error {
         case let error as NIOSSLError: "TLS failed: \(error)"
         case let error as BoringSSLError: "TLS failed: \(error)"
+        case let error as NIOSSLExtraError: "TLS failed: \(error)"
         case is ChannelError: "\(error)"
         default: "\(error)"
         }
@@ -309,7 +310,7 @@ final class SMTPClientHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         let reason = SMTPConnection.describe(error)
-        if error is NIOSSLError || error is BoringSSLError {
+        if error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError {
             steps.append(SMTPStepRecord(step: SMTPSession.Step.tlsHandshake.rawValue, ok: false, detail: reason))
         }
         perform(session.failed(reason))
