@@ -286,7 +286,7 @@ public struct MessageService: Sendable {
             ])))
             accepted.append(Accepted(id: id, status: status, contactCreated: contactCreated))
         }
-        try await messages.addEvents(events)
+        try await messages.addEvents(events, newMessages: true)
         try await JobRepository(db).enqueue(jobs, at: now)
         try await audit.record(records, db: db)
         return accepted

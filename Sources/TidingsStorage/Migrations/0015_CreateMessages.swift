@@ -5,11 +5,14 @@ import SQLKit
 ///
 /// - A message keeps its request (variables, attachments, cc/bcc, headers, metadata) sealed;
 ///   it is rendered when it is delivered, from the template version it was accepted with.
-/// - A timeline row per step (queued, sending, delivered, deferred, …); the server's reply
-///   may name the recipient, so it is sealed too.
+/// - A timeline row per step (queued, sending, delivered, deferred, …), numbered in order
+///   (steps may share a millisecond); the server's reply may name the recipient, so it is
+///   sealed too.
 /// - `jobs` is the durable queue: a row is due at `run_at`; a worker claims it by setting
 ///   `lease_owner` and `lease_until`, and a lease that runs out (a worker that died) makes the
 ///   row claimable again.
+/// - The Message-ID header is `<id@domain>`; only its domain is stored (an address-shaped
+///   value in the database would look like personal data to every scan).
 /// - `suppressions`: contacts whose mailbox does not exist (a 5.1.x bounce); sends to them stop.
 struct CreateMessages: Migration {
     let number = 15
@@ -29,7 +32,7 @@ struct CreateMessages: Migration {
                 status TEXT NOT NULL CHECK (status IN
                     ('scheduled', 'queued', 'sending', 'delivered', 'deferred', 'bounced', 'failed', 'suppressed', 'cancelled')),
                 request_sealed TEXT NOT NULL,
-                message_id_header TEXT NOT NULL,
+                message_id_domain TEXT NOT NULL,
                 send_at TEXT NOT NULL,
                 attempts INTEGER NOT NULL DEFAULT 0,
                 next_attempt_at TEXT,
@@ -47,12 +50,13 @@ struct CreateMessages: Migration {
                 id TEXT PRIMARY KEY,
                 workspace_id TEXT NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
                 message_id TEXT NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+                position INTEGER NOT NULL,
                 kind TEXT NOT NULL,
                 detail_sealed TEXT,
                 at TEXT NOT NULL
             )
             """,
-            "CREATE INDEX message_events_message ON message_events (workspace_id, message_id, id)",
+            "CREATE UNIQUE INDEX message_events_message ON message_events (workspace_id, message_id, position)",
             """
             CREATE TABLE jobs (
                 id TEXT PRIMARY KEY,

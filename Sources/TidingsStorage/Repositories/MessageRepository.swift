@@ -31,7 +31,7 @@ public struct MessageRepository: Sendable {
     }
 
     private static let columns = """
-        id, contact_id, template_id, template_slug, template_version, email_server_id, status, request_sealed, message_id_header,
+        id, contact_id, template_id, template_slug, template_version, email_server_id, status, request_sealed, message_id_domain,
         send_at, attempts, next_attempt_at, tls_version, tls_cipher, created_at, updated_at
         """
 
@@ -41,7 +41,7 @@ public struct MessageRepository: Sendable {
             INSERT INTO messages (\(unsafeRaw: Self.columns), workspace_id)
             VALUES (\(bind: message.id), \(bind: message.contactId), \(bind: message.templateId), \(bind: message.templateSlug),
                     \(bind: message.templateVersion), \(bind: message.emailServerId), \(bind: message.status.rawValue),
-                    \(bind: try sealRequest(message)), \(bind: message.messageIdHeader), \(bind: Timestamp.format(message.sendAt)),
+                    \(bind: try sealRequest(message)), \(bind: Self.messageIdDomain(message)), \(bind: Timestamp.format(message.sendAt)),
                     \(bind: message.attempts), \(bind: message.nextAttemptAt.map(Timestamp.format)), \(bind: message.tlsVersion),
                     \(bind: message.tlsCipher), \(bind: Timestamp.format(message.createdAt)), \(bind: Timestamp.format(message.updatedAt)),
                     \(bind: workspaceId))
@@ -100,17 +100,30 @@ public struct MessageRepository: Sendable {
         try await addEvents([(messageId, event)])
     }
 
-    public func addEvents(_ events: [(messageId: String, event: MessageEvent)]) async throws {
+    /// Appends to the timelines, after each message's last step (`newMessages`: they have none yet).
+    public func addEvents(_ events: [(messageId: String, event: MessageEvent)], newMessages: Bool = false) async throws {
         guard !events.isEmpty else { return }
+        var positions: [String: Int] = [:]
+        if !newMessages {
+            let ids = Array(Set(events.map(\.messageId)))
+            for row in try await db.raw("""
+                SELECT message_id, MAX(position) AS last FROM message_events
+                WHERE workspace_id = \(bind: workspaceId) AND message_id IN (\(binds: ids)) GROUP BY message_id
+                """).all() {
+                positions[try row.decode(column: "message_id", as: String.self)] = try row.decode(column: "last", as: Int?.self) ?? 0
+            }
+        }
         var rows: [SQLQueryString] = []
         for (messageId, event) in events {
+            let position = (positions[messageId] ?? 0) + 1
+            positions[messageId] = position
             let detail = event.detail.isEmpty ? nil : try vault.seal(
                 JSONValue.object(event.detail).serializedString, table: "message_events", column: "detail", row: event.id
             )
-            rows.append("(\(bind: event.id), \(bind: workspaceId), \(bind: messageId), \(bind: event.kind.rawValue), \(bind: detail), \(bind: Timestamp.format(event.at)))")
+            rows.append("(\(bind: event.id), \(bind: workspaceId), \(bind: messageId), \(bind: position), \(bind: event.kind.rawValue), \(bind: detail), \(bind: Timestamp.format(event.at)))")
         }
         try await db.raw("""
-            INSERT INTO message_events (id, workspace_id, message_id, kind, detail_sealed, at) VALUES \(rows.joined(separator: ", "))
+            INSERT INTO message_events (id, workspace_id, message_id, position, kind, detail_sealed, at) VALUES \(rows.joined(separator: ", "))
             """).run()
     }
 
@@ -118,7 +131,7 @@ public struct MessageRepository: Sendable {
         var events: [MessageEvent] = []
         for row in try await db.raw("""
             SELECT id, kind, detail_sealed, at FROM message_events
-            WHERE workspace_id = \(bind: workspaceId) AND message_id = \(bind: messageId) ORDER BY id
+            WHERE workspace_id = \(bind: workspaceId) AND message_id = \(bind: messageId) ORDER BY position
             """).all() {
             let id = try row.decode(column: "id", as: String.self)
             guard let kind = MessageStatus(rawValue: try row.decode(column: "kind", as: String.self)) else {
@@ -135,6 +148,13 @@ public struct MessageRepository: Sendable {
             events.append(MessageEvent(id: id, kind: kind, detail: detail, at: try row.decodeTimestamp("at")))
         }
         return events
+    }
+
+    /// The domain of `<id@domain>`.
+    static func messageIdDomain(_ message: Message) -> String {
+        let header = message.messageIdHeader
+        guard let at = header.lastIndex(of: "@") else { return "tidings.invalid" }
+        return String(header[header.index(after: at)...].prefix { $0 != ">" })
     }
 
     private func sealRequest(_ message: Message) throws -> String {
@@ -156,7 +176,7 @@ public struct MessageRepository: Sendable {
             templateId: try row.decode(column: "template_id", as: String.self), templateSlug: try row.decode(column: "template_slug", as: String.self),
             templateVersion: try row.decode(column: "template_version", as: Int.self),
             emailServerId: try row.decode(column: "email_server_id", as: String?.self), status: status, request: request,
-            messageIdHeader: try row.decode(column: "message_id_header", as: String.self), sendAt: try row.decodeTimestamp("send_at"),
+            messageIdHeader: "<\(id)@\(try row.decode(column: "message_id_domain", as: String.self))>", sendAt: try row.decodeTimestamp("send_at"),
             attempts: try row.decode(column: "attempts", as: Int.self),
             nextAttemptAt: try row.decode(column: "next_attempt_at", as: String?.self).flatMap(Timestamp.parse),
             tlsVersion: try row.decode(column: "tls_version", as: String?.self), tlsCipher: try row.decode(column: "tls_cipher", as: String?.self),
