@@ -61,6 +61,10 @@ public final class DeliveryWorker: Sendable {
     let owner = Identifier.make("worker")
     private let pools = Mutex<[String: (version: Date, pool: SMTPPool)]>([:])
     private let templates = Mutex<[String: CompiledTemplate]>([:])
+    /// Signing keys by workspace and domain, re-read after `keysLifetime` (a new or deleted
+    /// domain takes effect within it).
+    private let signingKeys = Mutex<[String: (loaded: ContinuousClock.Instant, keys: [DKIMKey])]>([:])
+    static let keysLifetime: Duration = .seconds(60)
     private let inFlight = Mutex<Set<String>>([])
     private let stopping = Atomic<Bool>(false)
     private let slotFreed = JobSignal()
@@ -69,9 +73,61 @@ public final class DeliveryWorker: Sendable {
         self.env = env
         self.settings = settings
         self.signal = signal
+        self.completions = GroupCommitter(maxBatch: 64) { [env] items in try await Self.record(items, env: env) }
     }
 
     static let kinds = [MessageService.jobKind]
+
+    /// What one attempt changes, waiting for a shared transaction.
+    struct Completion: Sendable {
+        var job: Job
+        var message: Message
+        var events: [MessageEvent]
+        var nextRun: Date?
+        var suppression: (reply: String, code: String)?
+        var vault: Vault
+    }
+
+    /// Attempts that end together are recorded in one transaction (group commit).
+    private let completions: GroupCommitter<Completion, Void>
+
+    /// Writes finished attempts: message, timeline, job (done or rescheduled), suppression, audit.
+    static func record(_ items: [Completion], env: ServiceEnvironment) async throws -> [Void] {
+        let audit = try await env.auditRecorder()
+        let now = env.now()
+        try await env.database.transaction { db in
+            var records: [(stream: String, actor: AuditActor, change: AuditChange)] = []
+            for item in items {
+                let final = item.message
+                let vault = item.vault
+                try await db.enter(.workspace(final.workspaceId))
+                let messages = MessageRepository(db, vault: vault)
+                try await messages.update(final)
+                try await messages.addEvents(item.events.map { (final.id, $0) })
+                let jobs = JobRepository(db)
+                if let nextRun = item.nextRun {
+                    try await jobs.reschedule(id: item.job.id, runAt: nextRun)
+                } else {
+                    try await jobs.complete(ids: [item.job.id])
+                }
+                if let suppression = item.suppression {
+                    try await SuppressionRepository(db, vault: vault).add(contactId: final.contactId, reason: "bounced", reply: suppression.reply, messageId: final.id, at: now)
+                    try await ContactRepository(db, vault: vault).setStatus(contactId: final.contactId, .bounced, at: now)
+                    records.append((final.workspaceId, .system("delivery"), AuditChange("contact.bounced", target: ("contact", final.contactId), summary: [
+                        "email": .string(vault.pseudonym(final.request.rcpt)), "code": .string(suppression.code), "message": .string(final.id),
+                    ])))
+                }
+                if final.status == .failed || final.status == .bounced {
+                    records.append((final.workspaceId, .system("delivery"), AuditChange("message.\(final.status.rawValue)", target: ("message", final.id), summary: [
+                        "email": .string(vault.pseudonym(final.request.rcpt)), "attempts": .number(Double(final.attempts)),
+                    ])))
+                }
+            }
+            try await audit.record(records, db: db)
+            try await db.enter(TenantScope.current)
+        }
+        return items.map { _ in () }
+    }
 
     // MARK: Running
 
@@ -140,9 +196,12 @@ public final class DeliveryWorker: Sendable {
 
     private func claim(limit: Int) async throws -> [Job] {
         let now = env.now()
+        // Claiming and starting the attempts is one transaction.
         let jobs = try await TenantScope.with(.instance) {
             try await env.database.transaction { [owner, settings] db in
-                try await JobRepository(db).claim(kinds: Self.kinds, owner: owner, now: now, leaseUntil: now.addingTimeInterval(settings.lease), limit: limit)
+                let jobs = try await JobRepository(db).claim(kinds: Self.kinds, owner: owner, now: now, leaseUntil: now.addingTimeInterval(settings.lease), limit: limit)
+                _ = try await MessageRepository.markSending(jobs.map { ($0.subjectId, $0.workspaceId) }, at: now, db: db)
+                return jobs
             }
         }
         inFlight.withLock { $0.formUnion(jobs.map(\.id)) }
@@ -221,21 +280,10 @@ public final class DeliveryWorker: Sendable {
         case .ready(let ready):
             prepared = ready
         }
+        // The claim already made it `sending` and counted the attempt.
         var message = prepared.message
         let now = env.now()
-        message.attempts += 1
-        message.status = .sending
-        message.updatedAt = now
         message.emailServerId = prepared.server.id
-        let sending = message
-        try await env.database.transaction { db in
-            let messages = MessageRepository(db, vault: vault)
-            try await messages.update(sending)
-            try await messages.addEvent(messageId: sending.id, MessageEvent(
-                id: Identifier.make("me", at: now), kind: .sending,
-                detail: ["attempt": .number(Double(sending.attempts)), "server": .string(prepared.server.name)], at: now
-            ))
-        }
 
         let bytes: [UInt8]
         do {
@@ -258,8 +306,14 @@ public final class DeliveryWorker: Sendable {
             let messages = MessageRepository(db, vault: vault)
             guard let message = try await messages.find(id: job.subjectId) else { return .skip }
             guard !message.status.isFinal else { return .skip }
-            let servers = try await EmailServerRepository(db, vault: vault).list()
-            guard let server = servers.first(where: { $0.id == message.emailServerId }) ?? servers.first(where: { $0.isDefault }) ?? servers.first else {
+            let repository = EmailServerRepository(db, vault: vault)
+            var chosen = try await message.emailServerId.asyncFlatMap { try await repository.find(id: $0) }
+            if chosen == nil {
+                // Its server was deleted: the workspace's default now.
+                let servers = try await repository.list()
+                chosen = servers.first(where: { $0.isDefault }) ?? servers.first
+            }
+            guard let server = chosen else {
                 return .fail(message, "The workspace has no email server.")
             }
             let key = "\(message.templateId)#\(message.templateVersion)"
@@ -273,7 +327,9 @@ public final class DeliveryWorker: Sendable {
                 }
                 content = try TemplateService.compile(template.content)
             }
-            let contact = try await ContactRepository(db, vault: vault).find(email: try EmailAddress(message.request.rcpt))
+            // The contact's attributes are read only for templates that use them.
+            let usesContact = content.variables.contains { $0 == "contact" || $0.hasPrefix("contact.") }
+            let contact = usesContact ? try await ContactRepository(db, vault: vault).find(email: try EmailAddress(message.request.rcpt)) : nil
             return .ready(Prepared(message: message, server: server, content: content, contact: contact))
         }
     }
@@ -308,8 +364,21 @@ public final class DeliveryWorker: Sendable {
         )
         let bytes = MIMEBuilder.build(outgoing, boundarySeed: message.id)
         let domain = rendered.fromAddress.value.split(separator: "@").last.map(String.init) ?? ""
-        let keys = try await DomainService(env).signingKeys(workspaceId: message.workspaceId, domain: domain)
+        let keys = try await keys(workspaceId: message.workspaceId, domain: domain)
         return keys.isEmpty ? bytes : try DKIMSigner.sign(bytes, with: keys, at: now)
+    }
+
+    private func keys(workspaceId: String, domain: String) async throws -> [DKIMKey] {
+        let cacheKey = workspaceId + "|" + domain
+        if let cached = signingKeys.withLock({ $0[cacheKey] }), ContinuousClock.now - cached.loaded < Self.keysLifetime {
+            return cached.keys
+        }
+        let keys = try await DomainService(env).signingKeys(workspaceId: workspaceId, domain: domain)
+        signingKeys.withLock { cache in
+            if cache.count > 1000 { cache.removeAll() }
+            cache[cacheKey] = (ContinuousClock.now, keys)
+        }
+        return keys
     }
 
     private func pool(for server: EmailServer) -> SMTPPool {
@@ -411,33 +480,7 @@ public final class DeliveryWorker: Sendable {
             }
         }
         let final = message
-        let finalEvents = events
-        let nextRun = reschedule
-        let suppression = suppress
-        let audit = try await env.auditRecorder()
-        try await env.database.transaction { db in
-            let messages = MessageRepository(db, vault: vault)
-            try await messages.update(final)
-            try await messages.addEvents(finalEvents.map { (final.id, $0) })
-            let jobs = JobRepository(db)
-            if let nextRun {
-                try await jobs.reschedule(id: job.id, runAt: nextRun)
-            } else {
-                try await jobs.complete(ids: [job.id])
-            }
-            if let suppression {
-                try await SuppressionRepository(db, vault: vault).add(contactId: final.contactId, reason: "bounced", reply: suppression.reply, messageId: final.id, at: now)
-                try await ContactRepository(db, vault: vault).setStatus(contactId: final.contactId, .bounced, at: now)
-                try await audit.record(AuditChange("contact.bounced", target: ("contact", final.contactId), summary: [
-                    "email": .string(vault.pseudonym(final.request.rcpt)), "code": .string(suppression.code), "message": .string(final.id),
-                ]), in: final.workspaceId, by: .system("delivery"), db: db)
-            }
-            if final.status == .failed || final.status == .bounced {
-                try await audit.record(AuditChange("message.\(final.status.rawValue)", target: ("message", final.id), summary: [
-                    "email": .string(vault.pseudonym(final.request.rcpt)), "attempts": .number(Double(final.attempts)),
-                ]), in: final.workspaceId, by: .system("delivery"), db: db)
-            }
-        }
+        try await completions.submit(Completion(job: job, message: final, events: events, nextRun: reschedule, suppression: suppress, vault: vault))
         env.logger.info("Message attempt finished", metadata: [
             "message": "\(final.id)", "status": "\(final.status.rawValue)", "attempt": "\(final.attempts)",
             "recipient": "\(vault.pseudonym(final.request.rcpt))",
@@ -449,5 +492,12 @@ extension CompiledTemplate {
     /// The envelope sender (MAIL FROM): the template's From address.
     static func senderAddress(_ template: CompiledTemplate) throws -> String {
         template.fromAddress.value
+    }
+}
+
+extension Optional {
+    func asyncFlatMap<U>(_ transform: (Wrapped) async throws -> U?) async rethrows -> U? {
+        guard let value = self else { return nil }
+        return try await transform(value)
     }
 }

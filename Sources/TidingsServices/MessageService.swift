@@ -14,10 +14,36 @@ import TidingsStorage
 public struct MessageService: Sendable {
     let env: ServiceEnvironment
     let signal: JobSignal
+    /// Sends without an idempotency key share transactions (group commit, as events do).
+    private let committer: GroupCommitter<PendingSend, [Accepted]>
 
     public init(_ env: ServiceEnvironment, signal: JobSignal) {
         self.env = env
         self.signal = signal
+        self.committer = GroupCommitter(maxBatch: 64) { [env] pending in
+            let audit = try await env.auditRecorder()
+            return try await env.database.transaction { db in
+                var outputs: [[Accepted]] = []
+                for item in pending {
+                    // A batch may hold several workspaces' messages: each is fenced to its own.
+                    try await db.enter(.workspace(item.workspaceId))
+                    outputs.append(try await Self.store(
+                        item.drafts, workspaceId: item.workspaceId, vault: item.vault, actor: item.actor, audit: audit, db: db, now: item.now
+                    ))
+                }
+                try await db.enter(TenantScope.current)
+                return outputs
+            }
+        }
+    }
+
+    /// Checked messages of one request, waiting for a shared transaction.
+    struct PendingSend: Sendable {
+        var workspaceId: String
+        var drafts: [Draft]
+        var vault: Vault
+        var actor: AuditActor
+        var now: Date
     }
 
     public static let jobKind = "message.deliver"
@@ -167,15 +193,21 @@ public struct MessageService: Sendable {
         var servers: ServerChoice?
         let draft = try await draft(workspaceId: workspaceId, body: body, now: now, templates: &templates, servers: &servers)
         let vault = try await env.keyring.vault(for: workspaceId)
-        let audit = try await env.auditRecorder()
-        let result = try await env.database.transaction { db in
-            let accepted = try await Self.store([draft], workspaceId: workspaceId, vault: vault, actor: actor, audit: audit, db: db, now: now)[0]
-            let answer = Replay(status: 202, body: render(accepted))
-            if let idempotency { try await Self.remember(idempotency, answer, workspaceId: workspaceId, db: db, now: now) }
-            return (accepted, answer)
+        let accepted: Accepted
+        if let idempotency {
+            // The answer is remembered in the same transaction as the message.
+            let audit = try await env.auditRecorder()
+            let result = try await env.database.transaction { db in
+                let accepted = try await Self.store([draft], workspaceId: workspaceId, vault: vault, actor: actor, audit: audit, db: db, now: now)[0]
+                try await Self.remember(idempotency, Replay(status: 202, body: render(accepted)), workspaceId: workspaceId, db: db, now: now)
+                return accepted
+            }
+            accepted = result
+        } else {
+            accepted = try await committer.submit(PendingSend(workspaceId: workspaceId, drafts: [draft], vault: vault, actor: actor, now: now))[0]
         }
-        if result.0.status != .suppressed { signal.wake() }
-        return result.1
+        if accepted.status != .suppressed { signal.wake() }
+        return Replay(status: 202, body: render(accepted))
     }
 
     /// One item of a batch: accepted, or the error that item had.

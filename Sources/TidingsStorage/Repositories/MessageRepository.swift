@@ -61,15 +61,32 @@ public struct MessageRepository: Sendable {
             """).run()
     }
 
-    /// Sets the status of messages that are not final yet; returns the ids changed.
-    public func setStatus(_ status: MessageStatus, ids: [String], at now: Date) async throws -> [String] {
-        guard !ids.isEmpty else { return [] }
+    /// Starts an attempt for claimed messages, in whichever workspaces (instance scope): those
+    /// not final yet become `sending`, their attempt count goes up, and their timelines get a
+    /// `sending` step. Returns the ids marked.
+    public static func markSending(_ messages: [(id: String, workspaceId: String)], at now: Date, db: any SQLDatabase) async throws -> Set<String> {
+        guard !messages.isEmpty else { return [] }
         let finals = MessageStatus.allCases.filter(\.isFinal).map(\.rawValue)
-        return try await db.raw("""
-            UPDATE messages SET status = \(bind: status.rawValue), updated_at = \(bind: Timestamp.format(now))
-            WHERE workspace_id = \(bind: workspaceId) AND id IN (\(binds: ids)) AND status NOT IN (\(binds: finals))
+        let stamp = Timestamp.format(now)
+        let marked = Set(try await db.raw("""
+            UPDATE messages SET status = 'sending', attempts = attempts + 1, updated_at = \(bind: stamp)
+            WHERE id IN (\(binds: messages.map(\.id))) AND status NOT IN (\(binds: finals))
             RETURNING id
-            """).all().map { try $0.decode(column: "id", as: String.self) }
+            """).all().map { try $0.decode(column: "id", as: String.self) })
+        guard !marked.isEmpty else { return [] }
+        var last: [String: Int] = [:]
+        for row in try await db.raw("""
+            SELECT message_id, MAX(position) AS last FROM message_events WHERE message_id IN (\(binds: Array(marked))) GROUP BY message_id
+            """).all() {
+            last[try row.decode(column: "message_id", as: String.self)] = try row.decode(column: "last", as: Int?.self) ?? 0
+        }
+        let rows = messages.filter { marked.contains($0.id) }.map { message -> SQLQueryString in
+            "(\(bind: Identifier.make("me", at: now)), \(bind: message.workspaceId), \(bind: message.id), \(bind: (last[message.id] ?? 0) + 1), 'sending', NULL, \(bind: stamp))"
+        }
+        try await db.raw("""
+            INSERT INTO message_events (id, workspace_id, message_id, position, kind, detail_sealed, at) VALUES \(rows.joined(separator: ", "))
+            """).run()
+        return marked
     }
 
     public func find(id: String) async throws -> Message? {
