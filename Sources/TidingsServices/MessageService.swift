@@ -14,6 +14,7 @@ import TidingsStorage
 public struct MessageService: Sendable {
     let env: ServiceEnvironment
     let signal: JobSignal
+    private let fromDomains = DomainCache()
     /// Sends without an idempotency key share transactions (group commit, as events do).
     private let committer: GroupCommitter<PendingSend, [Accepted]>
 
@@ -81,7 +82,7 @@ public struct MessageService: Sendable {
     /// A message checked and ready to store: everything but the contact.
     struct Draft: Sendable {
         var email: EmailAddress
-        var template: Template
+        var target: TemplateRepository.SendTarget
         var emailServerId: String
         var request: MessageRequest
         var sendAt: Date
@@ -91,7 +92,7 @@ public struct MessageService: Sendable {
     // MARK: Accepting
 
     /// Checks one request body and makes a draft; every problem is a 4xx naming the field.
-    func draft(workspaceId: String, body: [String: JSONValue], now: Date, templates: inout [String: Template], servers: inout ServerChoice?) async throws -> Draft {
+    func draft(workspaceId: String, body: [String: JSONValue], now: Date, targets: inout [String: TemplateRepository.SendTarget]) async throws -> Draft {
         var reader = BodyReader(body)
         let email = try EmailAddress(try reader.string("rcpt", required: true)!, field: "rcpt")
         let slug = try reader.string("templateSlug", required: true)!
@@ -133,28 +134,26 @@ public struct MessageService: Sendable {
         }
         try reader.rejectUnknownFields()
 
-        let template: Template
-        if let cached = templates[slug] {
-            template = cached
+        let target: TemplateRepository.SendTarget
+        if let cached = targets[slug] {
+            target = cached
         } else {
             guard (try? Template.validateSlug(slug, field: "templateSlug")) != nil else {
                 throw DomainError.invalid("unknown_template", "No template with the slug '\(slug.prefix(80))' exists.", field: "templateSlug")
             }
             let vault = try await env.keyring.vault(for: workspaceId)
-            guard let found = try await env.database.read({ db in try await TemplateRepository(db, vault: vault).find(slug: slug) }) else {
+            guard let found = try await env.database.read({ db in try await TemplateRepository(db, vault: vault).sendTarget(slug: slug) }) else {
                 throw DomainError.invalid("unknown_template", "No template with the slug '\(slug)' exists.", field: "templateSlug")
             }
-            template = found
-            templates[slug] = found
+            target = found
+            targets[slug] = found
         }
-        if servers == nil { servers = try await ServerChoice.load(workspaceId: workspaceId, env: env) }
-        guard let serverId = servers!.serverId(for: template) else {
+        guard let serverId = target.emailServerId else {
             throw DomainError(.conflict, code: "no_email_server", message: "The workspace has no email server; add one under /v1/email-servers first. Nothing was queued.")
         }
-        let from = try MailboxSource(parsing: template.content.from, field: "from")
-        let fromDomain = from.address.split(separator: "@").last.map(String.init) ?? "tidings.invalid"
+        let fromDomain = try await fromDomain(workspaceId: workspaceId, target)
         return Draft(
-            email: email, template: template, emailServerId: serverId,
+            email: email, target: target, emailServerId: serverId,
             request: MessageRequest(
                 rcpt: email.value, variables: variables, cc: cc, bcc: bcc, replyTo: replyTo, headers: headers,
                 metadata: metadata, attachments: attachments
@@ -163,21 +162,28 @@ public struct MessageService: Sendable {
         )
     }
 
-    /// The workspace's servers, to pick one per template.
-    struct ServerChoice: Sendable {
-        var ids: Set<String>
-        var defaultId: String?
-
-        static func load(workspaceId: String, env: ServiceEnvironment) async throws -> ServerChoice {
-            let vault = try await env.keyring.vault(for: workspaceId)
-            let servers = try await env.database.read { db in try await EmailServerRepository(db, vault: vault).list() }
-            return ServerChoice(ids: Set(servers.map(\.id)), defaultId: servers.first(where: \.isDefault)?.id ?? servers.first?.id)
+    /// The domain of a template version's From address (for the Message-ID). Versions never
+    /// change, so it is read once per version.
+    private func fromDomain(workspaceId: String, _ target: TemplateRepository.SendTarget) async throws -> String {
+        let key = "\(target.templateId)#\(target.version)"
+        if let domain = fromDomains.domains.withLock({ $0[key] }) { return domain }
+        let vault = try await env.keyring.vault(for: workspaceId)
+        guard let template = try await env.database.read({ db in
+            try await TemplateRepository(db, vault: vault).find(slug: target.slug, version: target.version)
+        }) else {
+            throw DomainError.invalid("unknown_template", "No template with the slug '\(target.slug)' exists.", field: "templateSlug")
         }
-
-        func serverId(for template: Template) -> String? {
-            if let id = template.emailServerId, ids.contains(id) { return id }
-            return defaultId
+        let from = try MailboxSource(parsing: template.content.from, field: "from")
+        let domain = from.address.split(separator: "@").last.map(String.init) ?? "tidings.invalid"
+        fromDomains.domains.withLock { cache in
+            if cache.count > 10_000 { cache.removeAll() }
+            cache[key] = domain
         }
+        return domain
+    }
+
+    final class DomainCache: Sendable {
+        let domains = Mutex<[String: String]>([:])
     }
 
     /// `POST /v1/messages`. With an idempotency key, a repeat of the same body within 24 hours
@@ -189,9 +195,8 @@ public struct MessageService: Sendable {
         let now = env.now()
         let idempotency = try idempotencyKey.map { key throws(DomainError) in (key: try Self.checkKey(key), digest: Self.digest("single", body)) }
         if let idempotency, let replay = try await replay(workspaceId: workspaceId, idempotency, now: now) { return replay }
-        var templates: [String: Template] = [:]
-        var servers: ServerChoice?
-        let draft = try await draft(workspaceId: workspaceId, body: body, now: now, templates: &templates, servers: &servers)
+        var targets: [String: TemplateRepository.SendTarget] = [:]
+        let draft = try await draft(workspaceId: workspaceId, body: body, now: now, targets: &targets)
         let vault = try await env.keyring.vault(for: workspaceId)
         let accepted: Accepted
         if let idempotency {
@@ -233,8 +238,7 @@ public struct MessageService: Sendable {
         }
         let idempotency = try idempotencyKey.map { key throws(DomainError) in (key: try Self.checkKey(key), digest: Self.digest("batch", body)) }
         if let idempotency, let replay = try await replay(workspaceId: workspaceId, idempotency, now: now) { return replay }
-        var templates: [String: Template] = [:]
-        var servers: ServerChoice?
+        var targets: [String: TemplateRepository.SendTarget] = [:]
         var results: [BatchItem?] = Array(repeating: nil, count: items.count)
         var drafts: [(index: Int, draft: Draft)] = []
         for (index, item) in items.enumerated() {
@@ -243,7 +247,7 @@ public struct MessageService: Sendable {
                 continue
             }
             do {
-                drafts.append((index, try await draft(workspaceId: workspaceId, body: object, now: now, templates: &templates, servers: &servers)))
+                drafts.append((index, try await draft(workspaceId: workspaceId, body: object, now: now, targets: &targets)))
             } catch let error as DomainError {
                 var error = error
                 error.field = "messages[\(index)]" + (error.field.map { ".\($0)" } ?? "")
@@ -294,8 +298,8 @@ public struct MessageService: Sendable {
             let id = Identifier.make("msg", at: now)
             let status: MessageStatus = bounced[contactId]! ? .suppressed : draft.sendAt > now ? .scheduled : .queued
             let message = Message(
-                id: id, workspaceId: workspaceId, contactId: contactId, templateId: draft.template.id, templateSlug: draft.template.slug,
-                templateVersion: draft.template.version, emailServerId: draft.emailServerId, status: status, request: draft.request,
+                id: id, workspaceId: workspaceId, contactId: contactId, templateId: draft.target.templateId, templateSlug: draft.target.slug,
+                templateVersion: draft.target.version, emailServerId: draft.emailServerId, status: status, request: draft.request,
                 messageIdHeader: "<\(id)@\(draft.fromDomain)>", sendAt: draft.sendAt, createdAt: now, updatedAt: now
             )
             try await messages.insert(message)
@@ -312,7 +316,7 @@ public struct MessageService: Sendable {
                 records.append((workspaceId, actor, AuditChange("contact.created", target: ("contact", contactId), summary: ["email": pseudonym, "via": .string("message")])))
             }
             records.append((workspaceId, actor, AuditChange("message.accepted", target: ("message", id), summary: [
-                "email": pseudonym, "template": .string(draft.template.slug), "templateVersion": .number(Double(draft.template.version)),
+                "email": pseudonym, "template": .string(draft.target.slug), "templateVersion": .number(Double(draft.target.version)),
                 "status": .string(status.rawValue), "copies": .number(Double(draft.request.cc.count + draft.request.bcc.count)),
                 "attachments": .number(Double(draft.request.attachments.count)),
             ])))

@@ -81,6 +81,29 @@ public struct TemplateRepository: Sendable {
         return templates
     }
 
+    /// What a message to this template is sent with: its id, current version, and the email
+    /// server it leaves through (its own, else the workspace's default), in one small read.
+    public struct SendTarget: Sendable, Equatable {
+        public var templateId: String
+        public var slug: String
+        public var version: Int
+        public var emailServerId: String?
+    }
+
+    public func sendTarget(slug: String) async throws -> SendTarget? {
+        guard let row = try await db.raw("""
+            SELECT t.id, t.version, COALESCE(
+                (SELECT s.id FROM email_servers s WHERE s.workspace_id = t.workspace_id AND s.id = t.email_server_id),
+                (SELECT s.id FROM email_servers s WHERE s.workspace_id = t.workspace_id ORDER BY s.is_default DESC, s.id LIMIT 1)
+            ) AS server_id
+            FROM templates t WHERE t.workspace_id = \(bind: workspaceId) AND t.slug = \(bind: slug)
+            """).first() else { return nil }
+        return SendTarget(
+            templateId: try row.decode(column: "id", as: String.self), slug: slug, version: try row.decode(column: "version", as: Int.self),
+            emailServerId: try row.decode(column: "server_id", as: String?.self)
+        )
+    }
+
     /// Deletes the template and all its versions. Returns whether it existed.
     public func delete(slug: String) async throws -> Bool {
         try await db.raw("""
