@@ -222,7 +222,11 @@ struct SchemathesisContractTests {
             "schemathesis is missing: run scripts/test, which installs it from scripts/requirements-test.txt"
         )
         let scratch = try await Scratch.make(backend)
-        let server = ServerProcess(dataDirectory: scratch.directory, databaseURL: scratch.databaseURL, ownerURL: scratch.ownerURL)
+        // schemathesis adds email servers at made-up hosts and tests them, and queues messages
+        // for them: short SMTP timeouts keep each attempt (and the graceful stop) brief.
+        let server = ServerProcess(dataDirectory: scratch.directory, databaseURL: scratch.databaseURL, ownerURL: scratch.ownerURL, extraEnvironment: [
+            "TIDINGS_SMTP_CONNECT_TIMEOUT": "2", "TIDINGS_SMTP_REPLY_TIMEOUT": "2", "TIDINGS_SMTP_DATA_TIMEOUT": "2",
+        ])
         try await server.start()
         let created = try await server.command(["workspace", "create", "--name", "Contract", "--owner-email", "contract@docs.test", "--json"])
         let key = try #require((try JSONSerialization.jsonObject(with: Data(created.stdout.utf8)) as? [String: String])?["apiKey"])
