@@ -95,32 +95,37 @@ public final class DeliveryWorker: Sendable {
     static func record(_ items: [Completion], env: ServiceEnvironment) async throws -> [Void] {
         let audit = try await env.auditRecorder()
         let now = env.now()
+        // Items grouped by workspace: one statement for the timelines and one for the finished
+        // jobs of each workspace; the messages' own rows differ, so each is its own update.
+        let byWorkspace = Dictionary(grouping: items, by: \.message.workspaceId)
         try await env.database.transaction { db in
             var records: [(stream: String, actor: AuditActor, change: AuditChange)] = []
-            for item in items {
-                let final = item.message
-                let vault = item.vault
-                try await db.enter(.workspace(final.workspaceId))
+            for workspaceId in byWorkspace.keys.sorted() {
+                let group = byWorkspace[workspaceId]!
+                let vault = group[0].vault
+                try await db.enter(.workspace(workspaceId))
                 let messages = MessageRepository(db, vault: vault)
-                try await messages.update(final)
-                try await messages.addEvents(item.events.map { (final.id, $0) })
                 let jobs = JobRepository(db)
-                if let nextRun = item.nextRun {
-                    try await jobs.reschedule(id: item.job.id, runAt: nextRun)
-                } else {
-                    try await jobs.complete(ids: [item.job.id])
+                for item in group {
+                    try await messages.update(item.message)
+                    if let nextRun = item.nextRun { try await jobs.reschedule(id: item.job.id, runAt: nextRun) }
                 }
-                if let suppression = item.suppression {
-                    try await SuppressionRepository(db, vault: vault).add(contactId: final.contactId, reason: "bounced", reply: suppression.reply, messageId: final.id, at: now)
-                    try await ContactRepository(db, vault: vault).setStatus(contactId: final.contactId, .bounced, at: now)
-                    records.append((final.workspaceId, .system("delivery"), AuditChange("contact.bounced", target: ("contact", final.contactId), summary: [
-                        "email": .string(vault.pseudonym(final.request.rcpt)), "code": .string(suppression.code), "message": .string(final.id),
-                    ])))
-                }
-                if final.status == .failed || final.status == .bounced {
-                    records.append((final.workspaceId, .system("delivery"), AuditChange("message.\(final.status.rawValue)", target: ("message", final.id), summary: [
-                        "email": .string(vault.pseudonym(final.request.rcpt)), "attempts": .number(Double(final.attempts)),
-                    ])))
+                try await messages.addEvents(group.flatMap { item in item.events.map { (item.message.id, $0) } })
+                try await jobs.complete(ids: group.filter { $0.nextRun == nil }.map(\.job.id))
+                for item in group {
+                    let final = item.message
+                    if let suppression = item.suppression {
+                        try await SuppressionRepository(db, vault: vault).add(contactId: final.contactId, reason: "bounced", reply: suppression.reply, messageId: final.id, at: now)
+                        try await ContactRepository(db, vault: vault).setStatus(contactId: final.contactId, .bounced, at: now)
+                        records.append((workspaceId, .system("delivery"), AuditChange("contact.bounced", target: ("contact", final.contactId), summary: [
+                            "email": .string(vault.pseudonym(final.request.rcpt)), "code": .string(suppression.code), "message": .string(final.id),
+                        ])))
+                    }
+                    if final.status == .failed || final.status == .bounced {
+                        records.append((workspaceId, .system("delivery"), AuditChange("message.\(final.status.rawValue)", target: ("message", final.id), summary: [
+                            "email": .string(vault.pseudonym(final.request.rcpt)), "attempts": .number(Double(final.attempts)),
+                        ])))
+                    }
                 }
             }
             try await audit.record(records, db: db)

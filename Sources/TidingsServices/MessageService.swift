@@ -286,6 +286,7 @@ public struct MessageService: Sendable {
         var bounced: [String: Bool] = [:]
         let messages = MessageRepository(db, vault: vault)
         var accepted: [Accepted] = []
+        var inserts: [Message] = []
         var events: [(String, MessageEvent)] = []
         var jobs: [(id: String, workspaceId: String, kind: String, subjectId: String, runAt: Date)] = []
         var records: [(stream: String, actor: AuditActor, change: AuditChange)] = []
@@ -302,7 +303,7 @@ public struct MessageService: Sendable {
                 templateVersion: draft.target.version, emailServerId: draft.emailServerId, status: status, request: draft.request,
                 messageIdHeader: "<\(id)@\(draft.fromDomain)>", sendAt: draft.sendAt, createdAt: now, updatedAt: now
             )
-            try await messages.insert(message)
+            inserts.append(message)
             var detail: [String: JSONValue] = [:]
             if status == .scheduled { detail["sendAt"] = .string(Timestamp.format(draft.sendAt)) }
             if status == .suppressed { detail["reason"] = .string("The contact's mailbox bounced; clear it with DELETE /v1/suppressions/{email}.") }
@@ -322,6 +323,7 @@ public struct MessageService: Sendable {
             ])))
             accepted.append(Accepted(id: id, status: status, contactCreated: contactCreated))
         }
+        try await messages.insert(inserts)
         try await messages.addEvents(events, newMessages: true)
         try await JobRepository(db).enqueue(jobs, at: now)
         try await audit.record(records, db: db)

@@ -36,15 +36,26 @@ public struct MessageRepository: Sendable {
         """
 
     public func insert(_ message: Message) async throws {
-        precondition(message.workspaceId == workspaceId)
+        try await insert([message])
+    }
+
+    /// Several new messages in one statement.
+    public func insert(_ messages: [Message]) async throws {
+        guard !messages.isEmpty else { return }
+        var rows: [SQLQueryString] = []
+        for message in messages {
+            precondition(message.workspaceId == workspaceId)
+            rows.append("""
+                (\(bind: message.id), \(bind: message.contactId), \(bind: message.templateId), \(bind: message.templateSlug),
+                 \(bind: message.templateVersion), \(bind: message.emailServerId), \(bind: message.status.rawValue),
+                 \(bind: try sealRequest(message)), \(bind: Self.messageIdDomain(message)), \(bind: Timestamp.format(message.sendAt)),
+                 \(bind: message.attempts), \(bind: message.nextAttemptAt.map(Timestamp.format)), \(bind: message.tlsVersion),
+                 \(bind: message.tlsCipher), \(bind: Timestamp.format(message.createdAt)), \(bind: Timestamp.format(message.updatedAt)),
+                 \(bind: workspaceId))
+                """)
+        }
         try await db.raw("""
-            INSERT INTO messages (\(unsafeRaw: Self.columns), workspace_id)
-            VALUES (\(bind: message.id), \(bind: message.contactId), \(bind: message.templateId), \(bind: message.templateSlug),
-                    \(bind: message.templateVersion), \(bind: message.emailServerId), \(bind: message.status.rawValue),
-                    \(bind: try sealRequest(message)), \(bind: Self.messageIdDomain(message)), \(bind: Timestamp.format(message.sendAt)),
-                    \(bind: message.attempts), \(bind: message.nextAttemptAt.map(Timestamp.format)), \(bind: message.tlsVersion),
-                    \(bind: message.tlsCipher), \(bind: Timestamp.format(message.createdAt)), \(bind: Timestamp.format(message.updatedAt)),
-                    \(bind: workspaceId))
+            INSERT INTO messages (\(unsafeRaw: Self.columns), workspace_id) VALUES \(rows.joined(separator: ", "))
             """).run()
     }
 
