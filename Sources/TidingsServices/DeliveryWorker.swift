@@ -95,8 +95,8 @@ public final class DeliveryWorker: Sendable {
     static func record(_ items: [Completion], env: ServiceEnvironment) async throws -> [Void] {
         let audit = try await env.auditRecorder()
         let now = env.now()
-        // Items grouped by workspace: one statement for the timelines and one for the finished
-        // jobs of each workspace; the messages' own rows differ, so each is its own update.
+        // Items grouped by workspace: one statement each for the messages, the timelines and the
+        // finished jobs of a workspace.
         let byWorkspace = Dictionary(grouping: items, by: \.message.workspaceId)
         try await env.database.transaction { db in
             var records: [(stream: String, actor: AuditActor, change: AuditChange)] = []
@@ -106,8 +106,8 @@ public final class DeliveryWorker: Sendable {
                 try await db.enter(.workspace(workspaceId))
                 let messages = MessageRepository(db, vault: vault)
                 let jobs = JobRepository(db)
+                try await messages.update(group.map(\.message))
                 for item in group {
-                    try await messages.update(item.message)
                     if let nextRun = item.nextRun { try await jobs.reschedule(id: item.job.id, runAt: nextRun) }
                 }
                 try await messages.addEvents(group.flatMap { item in item.events.map { (item.message.id, $0) } })
@@ -154,11 +154,8 @@ public final class DeliveryWorker: Sendable {
                 } catch {
                     env.logger.error("Claiming delivery jobs failed", metadata: ["error": "\(error)"])
                 }
-                for job in jobs {
-                    group.addTask { [self] in
-                        await process(job)
-                        slotFreed.wake()
-                    }
+                for batch in Self.byWorkspace(jobs) {
+                    group.addTask { [self] in await process(batch) }
                 }
                 if jobs.isEmpty {
                     // Nothing due: wait for new work, or poll for other instances' and scheduled work.
@@ -185,7 +182,7 @@ public final class DeliveryWorker: Sendable {
             let jobs = try await claim(limit: settings.concurrency)
             if jobs.isEmpty { return processed }
             await withTaskGroup(of: Void.self) { group in
-                for job in jobs { group.addTask { [self] in await process(job) } }
+                for batch in Self.byWorkspace(jobs) { group.addTask { [self] in await process(batch) } }
             }
             processed += jobs.count
         }
@@ -235,11 +232,44 @@ public final class DeliveryWorker: Sendable {
 
     // MARK: One message
 
-    private func process(_ job: Job) async {
+    /// Claimed jobs grouped by workspace, in the order claimed.
+    static func byWorkspace(_ jobs: [Job]) -> [[Job]] {
+        var order: [String] = []
+        var groups: [String: [Job]] = [:]
+        for job in jobs {
+            if groups[job.workspaceId] == nil { order.append(job.workspaceId) }
+            groups[job.workspaceId, default: []].append(job)
+        }
+        return order.map { groups[$0]! }
+    }
+
+    /// Claimed jobs of one workspace: their messages, servers and templates are read together,
+    /// then each message is sent on its own. If that read fails, each job reads for itself.
+    private func process(_ jobs: [Job]) async {
+        let preparations: [String: Preparation]
+        do {
+            preparations = try await TenantScope.with(.workspace(jobs[0].workspaceId)) {
+                let vault = try await env.keyring.vault(for: jobs[0].workspaceId)
+                return try await prepare(jobs, vault: vault)
+            }
+        } catch {
+            preparations = [:]
+        }
+        await withDiscardingTaskGroup { group in
+            for job in jobs {
+                group.addTask { [self] in
+                    await process(job, preparation: preparations[job.id])
+                    slotFreed.wake()
+                }
+            }
+        }
+    }
+
+    private func process(_ job: Job, preparation: Preparation?) async {
         defer { _ = inFlight.withLock { $0.remove(job.id) } }
         do {
             try await TenantScope.with(.workspace(job.workspaceId)) {
-                try await deliver(job)
+                try await deliver(job, preparation: preparation)
             }
         } catch {
             // Our own fault (database, keys): try again later rather than lose the message.
@@ -259,14 +289,14 @@ public final class DeliveryWorker: Sendable {
         var contact: Contact?
     }
 
-    private enum Preparation {
+    private enum Preparation: Sendable {
         case ready(Prepared)
         /// Nothing to do (already final, or gone).
         case skip
         case fail(Message, String)
     }
 
-    private func deliver(_ job: Job) async throws {
+    private func deliver(_ job: Job, preparation ready: Preparation?) async throws {
         let workspaceId = job.workspaceId
         let vault: Vault
         do {
@@ -275,9 +305,10 @@ public final class DeliveryWorker: Sendable {
             // The workspace was deleted: its rows (this job's included) are going or gone.
             return try await complete(job)
         }
-        let preparation = try await prepare(job, vault: vault)
+        var preparation = ready
+        if preparation == nil { preparation = try await prepare([job], vault: vault)[job.id] }
         let prepared: Prepared
-        switch preparation {
+        switch preparation ?? .skip {
         case .skip:
             return try await complete(job)
         case .fail(let message, let reason):
@@ -305,37 +336,46 @@ public final class DeliveryWorker: Sendable {
         try await finish(job, message, vault: vault, outcome: .attempted(delivery))
     }
 
-    private func prepare(_ job: Job, vault: Vault) async throws -> Preparation {
+    /// Reads what the jobs of one workspace need, in one read: their messages, the workspace's
+    /// servers, templates not compiled yet, and contacts for templates that use them.
+    private func prepare(_ jobs: [Job], vault: Vault) async throws -> [String: Preparation] {
         let cached = templates.withLock { $0 }
         return try await env.database.read { db in
-            let messages = MessageRepository(db, vault: vault)
-            guard let message = try await messages.find(id: job.subjectId) else { return .skip }
-            guard !message.status.isFinal else { return .skip }
-            let repository = EmailServerRepository(db, vault: vault)
-            var chosen = try await message.emailServerId.asyncFlatMap { try await repository.find(id: $0) }
-            if chosen == nil {
-                // Its server was deleted: the workspace's default now.
-                let servers = try await repository.list()
-                chosen = servers.first(where: { $0.isDefault }) ?? servers.first
-            }
-            guard let server = chosen else {
-                return .fail(message, "The workspace has no email server.")
-            }
-            let key = "\(message.templateId)#\(message.templateVersion)"
-            let content: CompiledTemplate
-            if let compiled = cached[key] {
-                content = compiled
-            } else {
-                guard let template = try await TemplateRepository(db, vault: vault).find(slug: message.templateSlug, version: message.templateVersion),
-                      template.id == message.templateId else {
-                    return .fail(message, "The template '\(message.templateSlug)' (version \(message.templateVersion)) was deleted.")
+            var compiled = cached
+            let found = try await MessageRepository(db, vault: vault).find(ids: jobs.map(\.subjectId))
+            let messages = Dictionary(found.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+            let servers = try await EmailServerRepository(db, vault: vault).list()
+            let fallback = servers.first(where: { $0.isDefault }) ?? servers.first
+            let templates = TemplateRepository(db, vault: vault)
+            let contacts = ContactRepository(db, vault: vault)
+            var preparations: [String: Preparation] = [:]
+            for job in jobs {
+                guard let message = messages[job.subjectId], !message.status.isFinal else {
+                    // Gone, or already final: nothing to do.
+                    preparations[job.id] = .skip
+                    continue
                 }
-                content = try TemplateService.compile(template.content)
+                // A deleted server: the workspace's default now.
+                guard let server = servers.first(where: { $0.id == message.emailServerId }) ?? fallback else {
+                    preparations[job.id] = .fail(message, "The workspace has no email server.")
+                    continue
+                }
+                let key = "\(message.templateId)#\(message.templateVersion)"
+                if compiled[key] == nil {
+                    guard let template = try await templates.find(slug: message.templateSlug, version: message.templateVersion),
+                          template.id == message.templateId else {
+                        preparations[job.id] = .fail(message, "The template '\(message.templateSlug)' (version \(message.templateVersion)) was deleted.")
+                        continue
+                    }
+                    compiled[key] = try TemplateService.compile(template.content)
+                }
+                let content = compiled[key]!
+                // The contact's attributes are read only for templates that use them.
+                let usesContact = content.variables.contains { $0 == "contact" || $0.hasPrefix("contact.") }
+                let contact = usesContact ? try await contacts.find(email: try EmailAddress(message.request.rcpt)) : nil
+                preparations[job.id] = .ready(Prepared(message: message, server: server, content: content, contact: contact))
             }
-            // The contact's attributes are read only for templates that use them.
-            let usesContact = content.variables.contains { $0 == "contact" || $0.hasPrefix("contact.") }
-            let contact = usesContact ? try await ContactRepository(db, vault: vault).find(email: try EmailAddress(message.request.rcpt)) : nil
-            return .ready(Prepared(message: message, server: server, content: content, contact: contact))
+            return preparations
         }
     }
 

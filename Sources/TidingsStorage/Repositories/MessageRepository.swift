@@ -62,13 +62,27 @@ public struct MessageRepository: Sendable {
     /// Writes what a delivery attempt changed: status, attempts, request (settled recipients),
     /// next attempt, TLS.
     public func update(_ message: Message) async throws {
-        precondition(message.workspaceId == workspaceId)
+        try await update([message])
+    }
+
+    /// Several messages' attempts written in one statement (`UPDATE … FROM (VALUES …)`, which
+    /// both SQLite and PostgreSQL understand; unnamed VALUES columns are column1, column2, …).
+    public func update(_ messages: [Message]) async throws {
+        guard !messages.isEmpty else { return }
+        var rows: [SQLQueryString] = []
+        for message in messages {
+            precondition(message.workspaceId == workspaceId)
+            rows.append("""
+                (\(bind: message.id), \(bind: message.status.rawValue), \(bind: try sealRequest(message)), \(bind: message.attempts),
+                 \(bind: message.nextAttemptAt.map(Timestamp.format)), \(bind: message.emailServerId), \(bind: message.tlsVersion),
+                 \(bind: message.tlsCipher), \(bind: Timestamp.format(message.updatedAt)))
+                """)
+        }
         try await db.raw("""
-            UPDATE messages SET status = \(bind: message.status.rawValue), request_sealed = \(bind: try sealRequest(message)),
-                attempts = \(bind: message.attempts), next_attempt_at = \(bind: message.nextAttemptAt.map(Timestamp.format)),
-                email_server_id = \(bind: message.emailServerId), tls_version = \(bind: message.tlsVersion), tls_cipher = \(bind: message.tlsCipher),
-                updated_at = \(bind: Timestamp.format(message.updatedAt))
-            WHERE workspace_id = \(bind: workspaceId) AND id = \(bind: message.id)
+            UPDATE messages SET status = v.column2, request_sealed = v.column3, attempts = v.column4, next_attempt_at = v.column5,
+                email_server_id = v.column6, tls_version = v.column7, tls_cipher = v.column8, updated_at = v.column9
+            FROM (VALUES \(rows.joined(separator: ", "))) AS v
+            WHERE messages.workspace_id = \(bind: workspaceId) AND messages.id = v.column1
             """).run()
     }
 
@@ -105,6 +119,18 @@ public struct MessageRepository: Sendable {
             SELECT \(unsafeRaw: Self.columns) FROM messages WHERE workspace_id = \(bind: workspaceId) AND id = \(bind: id)
             """).first() else { return nil }
         return try await decode(row)
+    }
+
+    /// The messages with these ids (those that exist), in no particular order.
+    public func find(ids: [String]) async throws -> [Message] {
+        guard !ids.isEmpty else { return [] }
+        var found: [Message] = []
+        for row in try await db.raw("""
+            SELECT \(unsafeRaw: Self.columns) FROM messages WHERE workspace_id = \(bind: workspaceId) AND id IN (\(binds: ids))
+            """).all() {
+            found.append(try await decode(row))
+        }
+        return found
     }
 
     /// Newest first, after the cursor `beforeId`.
