@@ -328,9 +328,12 @@ public final class DeliveryWorker: Sendable {
             return try await finish(job, message, vault: vault, outcome: .failed("The message could not be built: \(error.message)"))
         }
         let recipients = message.request.recipients.filter { !message.request.settled.contains($0) }
+        let sender = try CompiledTemplate.senderAddress(prepared.content)
         let envelope = SMTPSession.Envelope(
-            sender: try CompiledTemplate.senderAddress(prepared.content), recipients: recipients, message: bytes,
-            eightBit: bytes.contains { $0 >= 0x80 }
+            sender: sender, recipients: recipients, message: bytes,
+            eightBit: bytes.contains { $0 >= 0x80 },
+            // An internationalised address (RFC 6531) needs a server that offers SMTPUTF8.
+            smtpUTF8: !sender.utf8.allSatisfy { $0 < 0x80 } || recipients.contains { !$0.utf8.allSatisfy { $0 < 0x80 } }
         )
         let delivery = await pool(for: prepared.server).deliver(envelope)
         try await finish(job, message, vault: vault, outcome: .attempted(delivery))

@@ -285,7 +285,11 @@ public struct SMTPSession: Sendable {
     private mutating func startTransaction() -> [Action] {
         let envelope = envelope!
         if envelope.smtpUTF8, !capabilities.smtpUTF8 {
-            return fail("the message needs SMTPUTF8, which the server does not offer")
+            // Permanent, as RFC 6531 §3.2 has it: this server can never take the address.
+            for recipient in envelope.recipients {
+                outcomes[recipient] = .bounced(SMTPReply(code: 553, enhancedCode: "5.6.7", lines: ["5.6.7 an internationalised address needs SMTPUTF8, which the server does not offer"]))
+            }
+            return endTransaction()
         }
         if let limit = capabilities.maxSize, limit > 0, envelope.message.count > limit {
             for recipient in envelope.recipients {

@@ -21,7 +21,9 @@ struct SMTPSessionTests {
         var outcomes: [String: SMTPSession.Outcome]?
     }
 
-    static func run(_ configuration: SMTPSession.Configuration, replies: [String], tlsAfterReply: Int? = nil) -> Run {
+    static func run(
+        _ configuration: SMTPSession.Configuration, replies: [String], tlsAfterReply: Int? = nil, envelope: SMTPSession.Envelope = envelope
+    ) -> Run {
         var session = SMTPSession(configuration: configuration, envelope: envelope)
         var result = Run()
         func apply(_ actions: [SMTPSession.Action]) -> Bool {
@@ -161,5 +163,22 @@ struct SMTPSessionTests {
         let result = Self.run(.init(security: .implicitTLS, clientName: "c"), replies: ["220 mx", "250-mx\n250 SIZE 10", "221 bye"])
         #expect(result.sent == ["EHLO c\r\n", "QUIT\r\n"])
         #expect(result.outcomes?.values.allSatisfy { if case .bounced(let reply) = $0 { reply.enhancedCode == "5.3.4" } else { false } } == true)
+    }
+
+    @Test("An internationalised address asks for SMTPUTF8, and bounces (5.6.7) without it rather than being mangled")
+    func smtpUTF8() {
+        let utf8 = SMTPSession.Envelope(sender: "bounce@acme.test", recipients: ["jörg@example.com"], message: Array("Subject: hi\r\n\r\nhi\r\n".utf8), smtpUTF8: true)
+        let offered = Self.run(
+            .init(security: .none, clientName: "c"),
+            replies: ["220 mx", "250-mx\n250 SMTPUTF8", "250 2.1.0 Ok", "250 2.1.5 Ok", "354 go", "250 2.0.0 queued", "221 bye"],
+            envelope: utf8
+        )
+        #expect(offered.sent.contains("MAIL FROM:<bounce@acme.test> SMTPUTF8\r\n"))
+        #expect(offered.sent.contains("RCPT TO:<jörg@example.com>\r\n"))
+        #expect(offered.outcomes?["jörg@example.com"].map { if case .delivered = $0 { true } else { false } } == true)
+
+        let missing = Self.run(.init(security: .none, clientName: "c"), replies: ["220 mx", "250 mx", "221 bye"], envelope: utf8)
+        #expect(missing.sent == ["EHLO c\r\n", "QUIT\r\n"])
+        #expect(missing.outcomes?["jörg@example.com"].map { if case .bounced(let reply) = $0 { reply.enhancedCode == "5.6.7" } else { false } } == true)
     }
 }
