@@ -305,10 +305,14 @@ public final class DeliveryWorker: Sendable {
             // The workspace was deleted: its rows (this job's included) are going or gone.
             return try await complete(job)
         }
-        var preparation = ready
-        if preparation == nil { preparation = try await prepare([job], vault: vault)[job.id] }
+        let preparation: Preparation
+        if let ready {
+            preparation = ready
+        } else {
+            preparation = try await prepare([job], vault: vault)[job.id] ?? .skip
+        }
         let prepared: Prepared
-        switch preparation ?? .skip {
+        switch preparation {
         case .skip:
             return try await complete(job)
         case .fail(let message, let reason):

@@ -35,11 +35,7 @@ public struct MessageRepository: Sendable {
         send_at, attempts, next_attempt_at, tls_version, tls_cipher, created_at, updated_at
         """
 
-    public func insert(_ message: Message) async throws {
-        try await insert([message])
-    }
-
-    /// Several new messages in one statement.
+    /// New messages, in one statement.
     public func insert(_ messages: [Message]) async throws {
         guard !messages.isEmpty else { return }
         var rows: [SQLQueryString] = []
