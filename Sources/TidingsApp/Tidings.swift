@@ -1,7 +1,10 @@
 import Crypto
 import Foundation
 import Hummingbird
+import HummingbirdTLS
 import Logging
+import NIOCore
+import Synchronization
 import ServiceLifecycle
 import TidingsCrypto
 import TidingsDomain
@@ -9,6 +12,7 @@ import TidingsHTTP
 import TidingsKMS
 import TidingsServices
 import TidingsStorage
+import TidingsTLS
 
 /// The composition root: builds every service from a configuration.
 /// The CLI and the tests both start here.
@@ -211,7 +215,7 @@ public struct Tidings: Sendable {
     }
 
     /// The HTTP router with every route (also what the OpenAPI contract test inspects).
-    public func makeRouter() throws -> Router<TidingsRequestContext> {
+    public func makeRouter(transport: TransportSecurity = TransportSecurity(listener: .https)) throws -> Router<TidingsRequestContext> {
         let services = APIServices(
             contacts: contacts, events: events, apiKeys: apiKeys, templates: templates, domains: domains, emailServers: emailServers,
             messages: messages, suppressions: suppressions, audit: audit,
@@ -221,31 +225,22 @@ public struct Tidings: Sendable {
             now: environment.now,
             importMaxBytes: configuration.importMaxBytes
         )
-        return try buildRouter(services: services)
+        return try buildRouter(services: services, transport: transport)
     }
 
-    /// The HTTP application on the configured host and port.
+    /// The application the HTTPS port serves, on the plain HTTP server (tests drive its router directly).
     public func buildApplication() throws -> some ApplicationProtocol {
         Application(
             router: try makeRouter(),
             configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: nil),
-            onServerRunning: { [logger, configuration, keyProvider] channel in
-                logger.notice("Tidings is serving", metadata: [
-                    "address": "\(channel.localAddress.map { "\($0)" } ?? "?")",
-                    "database": "\(configuration.database.redacted)",
-                    "environment": "\(configuration.environment.rawValue)",
-                    // Names the KEK (never its material or any credential).
-                    "kek": "\(keyProvider.kekId)",
-                ])
-            },
             logger: logger
         )
     }
 
-    /// `tidings serve`: runs the database and the HTTP server as services until SIGTERM/SIGINT.
-    /// Pending migrations are applied before the server accepts connections.
+    /// `tidings serve`: runs the database, the listeners and the background jobs as services until
+    /// SIGTERM/SIGINT. Pending migrations are applied before any port accepts connections.
     public func serve() async throws {
-        let server = MigratingServer(migrate: { [self] in try await self.migrate() }, application: try buildApplication())
+        let server = MigratingServer(migrate: { [self] in try await self.migrate() }, serve: { [self] in try await self.runListeners() })
         let group = ServiceGroup(configuration: .init(
             // Shut down in reverse order: the server drains before the database closes.
             services: (ownerDatabase.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? []) + [
@@ -280,15 +275,117 @@ public struct Tidings: Sendable {
         // The server has drained: no request needs the key provider any more.
         try await keyProvider.shutdown()
     }
+
+    /// The HTTPS port with the API and pages, and the plain-HTTP port that redirects, answers ACME
+    /// challenges and refuses API keys; or, in development with `TIDINGS_PLAIN_HTTP`, one plain port.
+    func runListeners() async throws {
+        if configuration.plainHTTP {
+            logger.warning("Serving the API over plain HTTP (development only, loopback only): TIDINGS_PLAIN_HTTP is on")
+            let application = Application(
+                router: try makeRouter(transport: transport(.developmentPlainHTTP)),
+                configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: nil),
+                onServerRunning: { [self] channel in announce(channel, scheme: "http", certificate: nil) },
+                logger: logger
+            )
+            try await application.run()
+            return
+        }
+        let challenges = ACMEChallenges()
+        let tls = try await HTTPSCertificates.prepare(configuration.tls, challenges: challenges, keyring: keyring, logger: logger)
+        // Redirects go to the public URL when it is HTTPS, else to this host's HTTPS port once bound.
+        let configuredOrigin = Self.origin(of: configuration.publicURL)
+        let origin = RedirectOrigin(configuredOrigin ?? "https://localhost:\(configuration.httpsPort)")
+        let originIsConfigured = configuredOrigin != nil
+        let https = Application(
+            router: try makeRouter(transport: transport(.https)),
+            server: try .tls(.http1(), tlsConfiguration: tls.certificates.tlsConfiguration()),
+            configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpsPort), serverName: nil),
+            onServerRunning: { [self] channel in
+                if !originIsConfigured, let port = channel.localAddress?.port { origin.value.withLock { $0 = "https://localhost:\(port)" } }
+                announce(channel, scheme: "https", certificate: tls.certificates.credentials)
+            },
+            logger: logger
+        )
+        let plain = Application(
+            router: try makeRouter(transport: transport(.plainHTTP, httpsOrigin: { origin.value.withLock { $0 } }, challenges: challenges)),
+            configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: nil),
+            onServerRunning: { [logger] channel in
+                logger.notice("The plain-HTTP port redirects to HTTPS and answers ACME challenges", metadata: [
+                    "address": "\(channel.localAddress.map { "\($0)" } ?? "?")", "scheme": "http",
+                ])
+            },
+            logger: logger
+        )
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await https.run() }
+            group.addTask { try await plain.run() }
+            group.addTask { await tls.run() }
+            // The first failure (a port in use) ends the others; otherwise all drain on shutdown.
+            for try await _ in group {}
+        }
+    }
+
+    /// What a listener of `kind` allows: trusted proxies, where to redirect, the ACME answers,
+    /// and what happens to an API key that arrives over plain HTTP.
+    public func transport(
+        _ listener: TransportSecurity.Listener, httpsOrigin: @escaping @Sendable () -> String = { "https://localhost" },
+        challenges: ACMEChallenges = ACMEChallenges()
+    ) -> TransportSecurity {
+        let revoke = configuration.revokeExposedKeys
+        return TransportSecurity(
+            listener: listener, trustedProxies: configuration.trustedProxies, httpsOrigin: httpsOrigin,
+            challengeResponse: { token in challenges.response(for: token) },
+            reportExposedKey: { [apiKeys, logger] bearer, actor in
+                do {
+                    return try await apiKeys.reportExposure(bearer: bearer, revoke: revoke, by: actor).map { $0.revokedAt != nil }
+                } catch {
+                    logger.error("Recording an exposed API key failed", metadata: ["error_type": "\(type(of: error))"])
+                    return nil
+                }
+            }
+        )
+    }
+
+    private func announce(_ channel: any Channel, scheme: String, certificate: ServerCertificates.Credentials?) {
+        var metadata: Logger.Metadata = [
+            "address": "\(channel.localAddress.map { "\($0)" } ?? "?")",
+            "scheme": "\(scheme)",
+            "database": "\(configuration.database.redacted)",
+            "environment": "\(configuration.environment.rawValue)",
+            // Names the KEK (never its material or any credential).
+            "kek": "\(keyProvider.kekId)",
+        ]
+        if let certificate {
+            metadata["certificate"] = "\(certificate.source)"
+            metadata["certificate_names"] = "\(certificate.names.joined(separator: ","))"
+            metadata["certificate_not_after"] = "\(Timestamp.format(certificate.notValidAfter))"
+        }
+        logger.notice("Tidings is serving", metadata: metadata)
+    }
+
+    /// `https://host[:port]` of an https URL; nil for anything else.
+    static func origin(of url: String) -> String? {
+        // Port 0 (a port picked at start) says nothing about where clients should go.
+        guard let components = URLComponents(string: url), components.scheme == "https", let host = components.host,
+              components.port != 0 else { return nil }
+        let bracketed = host.contains(":") ? "[\(host)]" : host
+        return "https://\(bracketed)" + (components.port.map { ":\($0)" } ?? "")
+    }
+}
+
+/// Where the plain-HTTP port sends browsers: known once the HTTPS port is bound.
+final class RedirectOrigin: Sendable {
+    let value: Mutex<String>
+    init(_ origin: String) { value = Mutex(origin) }
 }
 
 /// Migrates, then serves; a server whose schema is behind never takes a request.
-struct MigratingServer<App: ApplicationProtocol>: Service {
+struct MigratingServer: Service {
     let migrate: @Sendable () async throws -> [String]
-    let application: App
+    let serve: @Sendable () async throws -> Void
 
     func run() async throws {
         _ = try await migrate()
-        try await application.run()
+        try await serve()
     }
 }

@@ -27,8 +27,22 @@ public struct TidingsConfiguration: Sendable {
     /// own role (`database`) is not the owner: row-level security then binds it, and it is
     /// granted no UPDATE or DELETE on audit rows. Without it, one role does both.
     public var databaseOwner: DatabaseURL?
+    /// The address both ports listen on (default 127.0.0.1).
     public var httpHost: String
+    /// The plain-HTTP port (default 8080): only redirects to HTTPS and answers ACME challenges,
+    /// unless `plainHTTP` is on.
     public var httpPort: Int
+    /// The HTTPS port the API and the web pages are served on (default 8443).
+    public var httpsPort: Int
+    /// Development only: serve everything over plain HTTP on `httpPort` (no HTTPS port).
+    /// Refused unless the environment is not production and the host is loopback.
+    public var plainHTTP: Bool
+    /// Where the HTTPS certificate comes from, and the names it must cover.
+    public var tls: TLSSettings
+    /// Proxies (CIDRs) whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed; nobody else's are.
+    public var trustedProxies: [IPNetwork]
+    /// Whether an API key sent over plain HTTP is revoked at once (default true); it is marked exposed either way.
+    public var revokeExposedKeys: Bool
     /// The base URL Tidings puts into links in emails and pages.
     public var publicURL: String
     public var environment: DeploymentEnvironment
@@ -71,6 +85,17 @@ public struct TidingsConfiguration: Sendable {
         public static let databaseOwnerURL = "tidings.databaseOwnerUrl"
         public static let httpHost = "tidings.httpHost"
         public static let httpPort = "tidings.httpPort"
+        public static let httpsPort = "tidings.httpsPort"
+        public static let plainHTTP = "tidings.plainHttp"
+        public static let tlsCertFile = "tidings.tlsCertFile"
+        public static let tlsKeyFile = "tidings.tlsKeyFile"
+        public static let tlsHostnames = "tidings.tlsHostnames"
+        public static let tlsReloadSeconds = "tidings.tlsReloadSeconds"
+        public static let acmeDirectoryURL = "tidings.acmeDirectoryUrl"
+        public static let acmeEmail = "tidings.acmeEmail"
+        public static let acmeCaFile = "tidings.acmeCaFile"
+        public static let trustedProxies = "tidings.trustedProxies"
+        public static let revokeExposedKeys = "tidings.revokeExposedKeys"
         public static let publicURL = "tidings.publicUrl"
         public static let environment = "tidings.environment"
         public static let logLevel = "tidings.logLevel"
@@ -160,20 +185,53 @@ public struct TidingsConfiguration: Sendable {
                 throw Invalid(description: "\(Self.variableName(Key.databaseOwnerURL)) must name the same server and database as \(Self.variableName(Key.databaseURL)).")
             }
         }
-        httpHost = string(Key.httpHost) ?? "127.0.0.1"
-        if let portText = string(Key.httpPort) {
-            guard let port = Int(portText), (0...65535).contains(port) else {
-                throw Invalid(description: "\(Self.variableName(Key.httpPort)) must be a port number from 0 to 65535; got '\(portText)'.")
+        func port(_ key: String, default fallback: Int) throws -> Int {
+            guard let text = string(key) else { return fallback }
+            guard let port = Int(text), (0...65535).contains(port) else {
+                throw Invalid(description: "\(Self.variableName(key)) must be a port number from 0 to 65535; got '\(text)'.")
             }
-            httpPort = port
-        } else {
-            httpPort = 8080
+            return port
         }
-        publicURL = string(Key.publicURL) ?? "http://\(httpHost):\(httpPort)"
+        func flag(_ key: String, default fallback: Bool) throws -> Bool {
+            guard let text = string(key)?.lowercased() else { return fallback }
+            switch text {
+            case "true", "1", "yes", "on": return true
+            case "false", "0", "no", "off": return false
+            default: throw Invalid(description: "\(Self.variableName(key)) must be true or false; got '\(text)'.")
+            }
+        }
+        environment = try choice(Key.environment, DeploymentEnvironment.production)
+        httpHost = string(Key.httpHost) ?? "127.0.0.1"
+        httpPort = try port(Key.httpPort, default: 8080)
+        httpsPort = try port(Key.httpsPort, default: 8443)
+        plainHTTP = try flag(Key.plainHTTP, default: false)
+        if plainHTTP {
+            guard environment != .production else {
+                throw Invalid(description: """
+                    \(Self.variableName(Key.plainHTTP)) serves the API without TLS and is for development only; \
+                    it is refused while \(Self.variableName(Key.environment)) is production.
+                    """)
+            }
+            guard EmailServer.isLoopback(httpHost) else {
+                throw Invalid(description: """
+                    \(Self.variableName(Key.plainHTTP)) only binds to loopback (127.0.0.1, ::1, localhost); \
+                    \(Self.variableName(Key.httpHost)) is '\(httpHost)'.
+                    """)
+            }
+        } else if httpPort != 0, httpPort == httpsPort {
+            throw Invalid(description: "\(Self.variableName(Key.httpPort)) and \(Self.variableName(Key.httpsPort)) must differ; both are \(httpPort).")
+        }
+        publicURL = string(Key.publicURL) ?? Self.defaultPublicURL(host: httpHost, port: plainHTTP ? httpPort : httpsPort, https: !plainHTTP)
         guard let url = URL(string: publicURL), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
             throw Invalid(description: "\(Self.variableName(Key.publicURL)) must be an absolute http(s) URL; got '\(publicURL)'.")
         }
-        environment = try choice(Key.environment, DeploymentEnvironment.production)
+        switch IPNetwork.parseList(string(Key.trustedProxies) ?? "") {
+        case .success(let networks): trustedProxies = networks
+        case .failure(let entry):
+            throw Invalid(description: "\(Self.variableName(Key.trustedProxies)) must list CIDRs such as 10.0.0.0/8 or 2001:db8::/32; '\(entry.text)' is not one.")
+        }
+        revokeExposedKeys = try flag(Key.revokeExposedKeys, default: true)
+        tls = try TLSSettings(reader: reader, dataDirectory: dataDirectory, publicHost: url.host!, httpsPort: httpsPort, string: string)
         logLevel = try choice(Key.logLevel, Logger.Level.info)
         logFormat = try choice(Key.logFormat, LogFormat.text)
         apiKeySecret = string(Key.apiKeySecret)
@@ -229,6 +287,16 @@ public struct TidingsConfiguration: Sendable {
             retryMax: TimeInterval(max(retryMin, try positive(Key.deliveryRetryMaxSeconds, default: 4 * 3600, max: 7 * 86400))),
             giveUpAfter: TimeInterval(try positive(Key.deliveryGiveUpHours, default: 72, max: 24 * 30) * 3600)
         )
+    }
+
+    /// `https://localhost:8443` for a loopback or wildcard address, else the address itself.
+    static func defaultPublicURL(host: String, port: Int, https: Bool) -> String {
+        let wildcard = ["0.0.0.0", "::", "[::]"].contains(host)
+        var name = EmailServer.isLoopback(host) || wildcard ? "localhost" : host
+        if name.contains(":"), !name.hasPrefix("[") { name = "[\(name)]" }
+        let scheme = https ? "https" : "http"
+        let standard = https ? 443 : 80
+        return port == standard ? "\(scheme)://\(name)" : "\(scheme)://\(name):\(port)"
     }
 
     /// The environment variable that sets `key`, for error messages.

@@ -71,11 +71,14 @@ public struct APIKey: Sendable, Equatable {
     public var expiresAt: Date?
     public var revokedAt: Date?
     public var lastUsedAt: Date?
+    /// When the key was seen in a request sent over plain HTTP: anyone on the path may have it.
+    public var exposedAt: Date?
 
     public init(
         id: String, workspaceId: String, name: String, scopes: [Scope], hint: String,
-        createdAt: Date, expiresAt: Date?, revokedAt: Date?, lastUsedAt: Date?
+        createdAt: Date, expiresAt: Date?, revokedAt: Date?, lastUsedAt: Date?, exposedAt: Date? = nil
     ) {
+        self.exposedAt = exposedAt
         self.id = id
         self.workspaceId = workspaceId
         self.name = name

@@ -25,11 +25,14 @@ struct APIRoutes {
 }
 
 /// Builds the HTTP router: system routes without authentication, everything else behind an API key.
-public func buildRouter(services: APIServices) throws -> Router<TidingsRequestContext> {
+public func buildRouter(
+    services: APIServices, transport: TransportSecurity = TransportSecurity(listener: .https)
+) throws -> Router<TidingsRequestContext> {
     let table = RouteTable()
     let router = Router(context: TidingsRequestContext.self)
     // Middleware is attached to routes as they are added, so it must come first.
-    router.add(middleware: RequestMiddleware(routes: table))
+    router.add(middleware: RequestMiddleware(routes: table, transport: transport))
+    router.add(middleware: PlainHTTPGate(transport: transport))
 
     let openAPI = try OpenAPIDocument.load()
     table.add(.get, "/healthz")

@@ -108,11 +108,14 @@ struct APIKeyDTO: Encodable {
     var expiresAt: String?
     var revokedAt: String?
     var lastUsedAt: String?
+    var exposedAt: String?
+    /// What the key's holder should do something about, in words (e.g. it travelled over plain HTTP).
+    var warnings: [String]
     /// Present only in the response that created or rotated the key.
     var secret: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, name, scopes, hint, status, createdAt, expiresAt, revokedAt, lastUsedAt, secret
+        case id, name, scopes, hint, status, createdAt, expiresAt, revokedAt, lastUsedAt, exposedAt, warnings, secret
     }
 
     init(_ key: APIKey, now: Date, secret: String? = nil) {
@@ -125,6 +128,11 @@ struct APIKeyDTO: Encodable {
         expiresAt = key.expiresAt.map(Timestamp.format)
         revokedAt = key.revokedAt.map(Timestamp.format)
         lastUsedAt = key.lastUsedAt.map(Timestamp.format)
+        exposedAt = key.exposedAt.map(Timestamp.format)
+        warnings = key.exposedAt.map { at in
+            let done = key.revokedAt != nil ? "It was revoked; create a new key" : "Rotate or revoke it now"
+            return ["This key was sent over plain HTTP at \(Timestamp.format(at)), so anyone on the network path may have it. \(done), and call the API over HTTPS only."]
+        } ?? []
         self.secret = secret
     }
 
@@ -140,6 +148,8 @@ struct APIKeyDTO: Encodable {
         try container.encode(expiresAt, forKey: .expiresAt)
         try container.encode(revokedAt, forKey: .revokedAt)
         try container.encode(lastUsedAt, forKey: .lastUsedAt)
+        try container.encode(exposedAt, forKey: .exposedAt)
+        try container.encode(warnings, forKey: .warnings)
         try container.encodeIfPresent(secret, forKey: .secret)
     }
 }

@@ -7,13 +7,15 @@ import TidingsCrypto
 import TidingsDomain
 import TidingsStorage
 
-/// The outermost layer of every request: request id, one access-log line, and errors as JSON.
+/// The outermost layer of every request: request id, the client behind trusted proxies, one
+/// access-log line, errors as JSON, and HSTS on whatever arrived over TLS.
 ///
 /// The access log names the route template (`/v1/contacts/{email}`), never the
 /// requested path, so addresses in paths never reach a log.
 struct RequestMiddleware: RouterMiddleware {
     typealias Context = TidingsRequestContext
     let routes: RouteTable
+    let transport: TransportSecurity
 
     static let requestIdHeader = HTTPField.Name("X-Request-Id")!
 
@@ -21,6 +23,10 @@ struct RequestMiddleware: RouterMiddleware {
         var context = context
         context.requestId = Self.requestId(from: request)
         context.userAgent = request.headers[.userAgent]
+        if transport.isTrusted(context.peerAddress) {
+            context.clientNetwork = transport.clientAddress(peer: context.peerAddress, headers: request.headers)
+                .flatMap(IPAddressTruncation.truncate)
+        }
         context.logger[metadataKey: "request_id"] = .string(context.requestId)
         context.logger[metadataKey: "hb.request.id"] = nil
         let started = ContinuousClock.now
@@ -35,6 +41,9 @@ struct RequestMiddleware: RouterMiddleware {
             response = errorResponse(error, request: request, context: context)
         }
         response.headers[Self.requestIdHeader] = context.requestId
+        if transport.arrivedOverTLS(peer: context.peerAddress, headers: request.headers) {
+            response.headers[TransportSecurity.hstsHeader] = TransportSecurity.strictTransportSecurity
+        }
         let elapsed = ContinuousClock.now - started
         context.logger.info("Request", metadata: [
             "method": .string(request.method.rawValue),

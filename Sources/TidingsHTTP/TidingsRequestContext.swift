@@ -13,12 +13,16 @@ public struct TidingsRequestContext: RequestContext {
     public var clientNetwork: String?
     /// The client's `User-Agent`, for the audit log.
     public var userAgent: String?
+    /// The connection's peer address, only to decide whether it is a trusted proxy: never
+    /// stored, logged or returned.
+    var peerAddress: String?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.requestId = ""
         self.principal = nil
-        self.clientNetwork = source.channel.remoteAddress?.ipAddress.flatMap(IPAddressTruncation.truncate)
+        self.peerAddress = source.channel.remoteAddress?.ipAddress
+        self.clientNetwork = peerAddress.flatMap(IPAddressTruncation.truncate)
     }
 
     /// Who the audit log names for changes made by this request.

@@ -79,6 +79,42 @@ public struct APIKeyService: Sendable {
         return key
     }
 
+    /// A request carried this key over plain HTTP: the key is marked exposed, audited, and (when
+    /// `revoke`) revoked at once. Returns the key as it is now, or `nil` when the text is no usable key
+    /// (nothing to protect then).
+    public func reportExposure(bearer: String, revoke: Bool, by actor: AuditActor) async throws -> APIKey? {
+        guard let principal = try? await TenantScope.with(.instance, { try await authenticate(bearer: bearer) }) else { return nil }
+        let workspaceId = principal.workspaceId, id = principal.apiKeyId
+        let now = env.now()
+        let audit = try await env.auditRecorder()
+        let key = try await TenantScope.$current.withValue(.workspace(workspaceId)) {
+            try await env.database.transaction { db in
+                let repository = APIKeyRepository(db, workspaceId: workspaceId)
+                guard let before = try await repository.find(id: id) else { throw Self.notFound }
+                try await repository.markExposed(id: id, at: now)
+                try await audit.record(
+                    AuditChange("api_key.exposed", target: ("api_key", id), summary: [
+                        "name": .string(before.name), "hint": .string(before.hint), "transport": .string("http"),
+                        "revoked": .bool(revoke && before.revokedAt == nil),
+                    ]),
+                    in: workspaceId, by: actor, db: db
+                )
+                if revoke, before.revokedAt == nil {
+                    try await repository.revoke(id: id, at: now)
+                    try await audit.record(
+                        AuditChange("api_key.revoked", target: ("api_key", id), summary: [
+                            "name": .string(before.name), "reason": .string("sent over plain HTTP"),
+                        ]),
+                        in: workspaceId, by: .system("transport-security"), db: db
+                    )
+                }
+                return try await repository.find(id: id)!
+            }
+        }
+        recognised.forget(keyId: id)
+        return key
+    }
+
     /// Issues a new secret for the key; the previous secret keeps working for `overlap` seconds.
     public func rotate(workspaceId: String, id: String, overlap: TimeInterval, by actor: AuditActor) async throws -> Issued {
         guard overlap >= 0, overlap <= Self.maxRotationOverlap else {

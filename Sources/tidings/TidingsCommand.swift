@@ -78,8 +78,10 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var settings: SettingsOptions
     @Option(help: "Address to listen on (TIDINGS_HTTP_HOST, default 127.0.0.1).")
     var host: String?
-    @Option(help: "Port to listen on (TIDINGS_HTTP_PORT, default 8080).")
+    @Option(help: "Plain-HTTP port: redirects to HTTPS, ACME challenges (TIDINGS_HTTP_PORT, default 8080).")
     var port: String?
+    @Option(help: "HTTPS port for the API and pages (TIDINGS_HTTPS_PORT, default 8443).")
+    var httpsPort: String?
     @Option(help: "Base URL used in links Tidings sends out (TIDINGS_PUBLIC_URL).")
     var publicUrl: String?
 
@@ -87,6 +89,7 @@ struct Serve: AsyncParsableCommand {
         var flags: [String: String] = [:]
         flags[TidingsConfiguration.Key.httpHost] = host
         flags[TidingsConfiguration.Key.httpPort] = port
+        flags[TidingsConfiguration.Key.httpsPort] = httpsPort
         flags[TidingsConfiguration.Key.publicURL] = publicUrl
         try await settings.open(extraFlags: flags).serve()
     }

@@ -6,14 +6,18 @@ import TidingsStorage
 
 @Suite("Configuration")
 struct ConfigurationTests {
-    @Test("With nothing set, Tidings uses ./tidings-data, SQLite and 127.0.0.1:8080 in production")
+    @Test("With nothing set, Tidings uses ./tidings-data, SQLite, HTTPS on 127.0.0.1:8443 with the local CA, in production")
     func defaults() async throws {
         let configuration = try await TidingsConfiguration.load(flags: [:], environment: [:])
         #expect(configuration.dataDirectory == "./tidings-data")
         #expect(configuration.database == .sqlite(path: "./tidings-data/tidings.sqlite"))
         #expect(configuration.httpHost == "127.0.0.1")
         #expect(configuration.httpPort == 8080)
-        #expect(configuration.publicURL == "http://127.0.0.1:8080")
+        #expect(configuration.httpsPort == 8443)
+        #expect(!configuration.plainHTTP)
+        #expect(configuration.publicURL == "https://localhost:8443")
+        #expect(configuration.tls.sourceName == "local-ca" && configuration.tls.hostnames == ["localhost"])
+        #expect(configuration.trustedProxies.isEmpty && configuration.revokeExposedKeys)
         #expect(configuration.environment == .production)
         #expect(configuration.logFormat == .text)
         #expect(configuration.kekProvider == .local && configuration.awsKMS == nil)
@@ -57,6 +61,15 @@ struct ConfigurationTests {
         ("TIDINGS_SQLITE_SYNCHRONOUS", "off", "TIDINGS_SQLITE_SYNCHRONOUS"),
         ("TIDINGS_DATABASE_POOL_SIZE", "0", "TIDINGS_DATABASE_POOL_SIZE"),
         ("TIDINGS_DATABASE_POOL_SIZE", "many", "TIDINGS_DATABASE_POOL_SIZE"),
+        ("TIDINGS_HTTPS_PORT", "https", "TIDINGS_HTTPS_PORT"),
+        ("TIDINGS_HTTPS_PORT", "8080", "TIDINGS_HTTPS_PORT"),
+        ("TIDINGS_TRUSTED_PROXIES", "10.0.0.0/8, proxy.internal", "proxy.internal"),
+        ("TIDINGS_TRUSTED_PROXIES", "10.0.0.0/33", "TIDINGS_TRUSTED_PROXIES"),
+        ("TIDINGS_REVOKE_EXPOSED_KEYS", "maybe", "TIDINGS_REVOKE_EXPOSED_KEYS"),
+        ("TIDINGS_TLS_CERT_FILE", "/nonexistent/cert.pem", "TIDINGS_TLS_KEY_FILE"),
+        ("TIDINGS_ACME_DIRECTORY_URL", "http://acme.test/directory", "TIDINGS_ACME_DIRECTORY_URL"),
+        ("TIDINGS_TLS_HOSTNAMES", "mail.acme.test, *.acme.test", "TIDINGS_TLS_HOSTNAMES"),
+        ("TIDINGS_TLS_RELOAD_SECONDS", "0", "TIDINGS_TLS_RELOAD_SECONDS"),
     ])
     func badSettingsAreRefused(variable: String, value: String, named: String) async throws {
         do {
@@ -65,6 +78,61 @@ struct ConfigurationTests {
         } catch let error as TidingsConfiguration.Invalid {
             #expect(error.description.contains(named))
         }
+    }
+
+    @Test("Plain HTTP is for development on loopback only")
+    func plainHTTPIsDevelopmentOnly() async throws {
+        let development = try await TidingsConfiguration.load(flags: [:], environment: [
+            "TIDINGS_PLAIN_HTTP": "true", "TIDINGS_ENVIRONMENT": "development",
+        ])
+        #expect(development.plainHTTP && development.publicURL == "http://localhost:8080")
+        for (environment, variable) in [
+            (["TIDINGS_PLAIN_HTTP": "true"], "TIDINGS_ENVIRONMENT"),
+            (["TIDINGS_PLAIN_HTTP": "true", "TIDINGS_ENVIRONMENT": "production"], "production"),
+            (["TIDINGS_PLAIN_HTTP": "true", "TIDINGS_ENVIRONMENT": "development", "TIDINGS_HTTP_HOST": "0.0.0.0"], "loopback"),
+            (["TIDINGS_PLAIN_HTTP": "yes", "TIDINGS_ENVIRONMENT": "staging", "TIDINGS_HTTP_HOST": "10.1.2.3"], "10.1.2.3"),
+        ] {
+            do {
+                _ = try await TidingsConfiguration.load(flags: [:], environment: environment)
+                Issue.record("\(environment) was accepted")
+            } catch let error as TidingsConfiguration.Invalid {
+                #expect(error.description.contains(variable), "\(error.description)")
+            }
+        }
+    }
+
+    @Test("Certificates come from files, ACME or the local CA, for the public host and the extra names")
+    func certificateSources() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tidings-tlsconf-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let certificate = directory.appendingPathComponent("cert.pem").path, key = directory.appendingPathComponent("key.pem").path
+        FileManager.default.createFile(atPath: certificate, contents: Data())
+        FileManager.default.createFile(atPath: key, contents: Data())
+        let files = try await TidingsConfiguration.load(flags: [:], environment: [
+            "TIDINGS_TLS_CERT_FILE": certificate, "TIDINGS_TLS_KEY_FILE": key, "TIDINGS_PUBLIC_URL": "https://Mail.Acme.test",
+            "TIDINGS_TLS_HOSTNAMES": "api.acme.test, 192.0.2.7",
+        ])
+        #expect(files.tls.sourceName == "files")
+        #expect(files.tls.hostnames == ["mail.acme.test", "api.acme.test", "192.0.2.7"])
+        let acme = try await TidingsConfiguration.load(flags: [:], environment: [
+            "TIDINGS_ACME_DIRECTORY_URL": "https://acme.test/dir", "TIDINGS_PUBLIC_URL": "https://mail.acme.test", "TIDINGS_DATA_DIR": "/srv/t",
+        ])
+        guard case .acme(let settings) = acme.tls.source else {
+            Issue.record("expected ACME")
+            return
+        }
+        #expect(settings.directoryURL.absoluteString == "https://acme.test/dir" && settings.directory == "/srv/t/tls/acme")
+        do {
+            _ = try await TidingsConfiguration.load(flags: [:], environment: [
+                "TIDINGS_TLS_CERT_FILE": certificate, "TIDINGS_TLS_KEY_FILE": key, "TIDINGS_ACME_DIRECTORY_URL": "https://acme.test/dir",
+            ])
+            Issue.record("files and ACME together were accepted")
+        } catch let error as TidingsConfiguration.Invalid {
+            #expect(error.description.contains("not both"))
+        }
+        let proxied = try await TidingsConfiguration.load(flags: [:], environment: ["TIDINGS_TRUSTED_PROXIES": "10.0.0.0/8, 2001:db8::/32 ,192.0.2.1"])
+        #expect(proxied.trustedProxies.map(\.description) == ["10.0.0.0/8", "2001:db8::/32", "192.0.2.1"])
     }
 
     @Test("A key file readable by others is refused at start")

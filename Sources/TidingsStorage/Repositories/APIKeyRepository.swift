@@ -12,7 +12,7 @@ public struct APIKeyRepository: Sendable {
         self.workspaceId = workspaceId
     }
 
-    private static let columns = "id, workspace_id, name, scopes, hint, created_at, expires_at, revoked_at, last_used_at"
+    private static let columns = "id, workspace_id, name, scopes, hint, created_at, expires_at, revoked_at, last_used_at, exposed_at"
 
     public func insert(_ key: APIKey, secretHash: String) async throws {
         precondition(key.workspaceId == workspaceId)
@@ -35,6 +35,14 @@ public struct APIKeyRepository: Sendable {
         try await db.raw("""
             SELECT \(unsafeRaw: Self.columns) FROM api_keys WHERE workspace_id = \(bind: workspaceId) AND id = \(bind: id)
             """).first().map(Self.decode)
+    }
+
+    /// Records that the key travelled over plain HTTP (the first time counts).
+    public func markExposed(id: String, at now: Date) async throws {
+        try await db.raw("""
+            UPDATE api_keys SET exposed_at = \(bind: Timestamp.format(now))
+            WHERE workspace_id = \(bind: workspaceId) AND id = \(bind: id) AND exposed_at IS NULL
+            """).run()
     }
 
     /// Revokes a key at once: every secret of it stops working.
@@ -86,7 +94,8 @@ public struct APIKeyRepository: Sendable {
             createdAt: try row.decodeTimestamp("created_at"),
             expiresAt: try row.decodeOptionalTimestamp("expires_at"),
             revokedAt: try row.decodeOptionalTimestamp("revoked_at"),
-            lastUsedAt: try row.decodeOptionalTimestamp("last_used_at")
+            lastUsedAt: try row.decodeOptionalTimestamp("last_used_at"),
+            exposedAt: try row.decodeOptionalTimestamp("exposed_at")
         )
     }
 }
@@ -104,7 +113,7 @@ public struct CredentialRepository: Sendable {
     /// The key itself may be revoked or expired; the caller decides.
     public func key(forSecretHash secretHash: String, at now: Date) async throws -> APIKey? {
         try await db.raw("""
-            SELECT k.id, k.workspace_id, k.name, k.scopes, k.hint, k.created_at, k.expires_at, k.revoked_at, k.last_used_at
+            SELECT k.id, k.workspace_id, k.name, k.scopes, k.hint, k.created_at, k.expires_at, k.revoked_at, k.last_used_at, k.exposed_at
             FROM api_key_secrets s JOIN api_keys k ON k.id = s.api_key_id AND k.workspace_id = s.workspace_id
             WHERE s.secret_hash = \(bind: secretHash)
               AND (s.valid_until IS NULL OR s.valid_until > \(bind: Timestamp.format(now)))

@@ -7,7 +7,18 @@ final class ServerProcess: @unchecked Sendable {
     let process = Process()
     let logFile: URL
     let dataDirectory: URL
+    /// The port the API answers on: HTTPS, or plain HTTP in development mode.
     private(set) var port = 0
+    /// With `.https`: the plain-HTTP port (redirects, ACME challenges).
+    private(set) var plainPort = 0
+    let transport: Transport
+
+    /// How the server is reached: `.https` as an operator runs it (the local CA's certificate),
+    /// or plain HTTP in development mode for tests about something else.
+    enum Transport {
+        case https
+        case developmentPlainHTTP
+    }
 
     struct Failure: Error, CustomStringConvertible {
         var description: String
@@ -29,8 +40,12 @@ final class ServerProcess: @unchecked Sendable {
     /// The environment every command of this server gets: its data directory and database.
     let environment: [String: String]
 
-    init(dataDirectory: URL, databaseURL: String, ownerURL: String? = nil, extraEnvironment: [String: String] = [:]) {
+    init(
+        dataDirectory: URL, databaseURL: String, ownerURL: String? = nil, extraEnvironment: [String: String] = [:],
+        transport: Transport = .developmentPlainHTTP
+    ) {
         self.dataDirectory = dataDirectory
+        self.transport = transport
         self.logFile = dataDirectory.appendingPathComponent("server.log")
         var environment = ProcessInfo.processInfo.environment
         // When the suite's logs are captured, servers log everything, so a leak at any level shows.
@@ -38,6 +53,10 @@ final class ServerProcess: @unchecked Sendable {
         environment["TIDINGS_DATA_DIR"] = dataDirectory.appendingPathComponent("data").path
         environment["TIDINGS_DATABASE_URL"] = databaseURL
         environment["TIDINGS_DATABASE_OWNER_URL"] = ownerURL
+        if transport == .developmentPlainHTTP {
+            environment["TIDINGS_ENVIRONMENT"] = "development"
+            environment["TIDINGS_PLAIN_HTTP"] = "true"
+        }
         environment.merge(extraEnvironment) { $1 }
         self.environment = environment
     }
@@ -48,16 +67,20 @@ final class ServerProcess: @unchecked Sendable {
         FileManager.default.createFile(atPath: logFile.path, contents: nil)
         let handle = try FileHandle(forWritingTo: logFile)
         process.executableURL = URL(fileURLWithPath: try Self.binary)
-        process.arguments = ["serve", "--port", "0"]
+        process.arguments = ["serve", "--port", "0", "--https-port", "0"]
         process.environment = environment
         process.standardOutput = handle
         process.standardError = handle
         try process.run()
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
-            if let port = try? listeningPort() {
-                self.port = port
-                return
+            if let port = listeningPort(after: "Tidings is serving") {
+                let plain = listeningPort(after: "plain-HTTP port redirects")
+                if transport == .developmentPlainHTTP || plain != nil {
+                    self.port = port
+                    self.plainPort = plain ?? 0
+                    return
+                }
             }
             guard process.isRunning else { break }
             try await Task.sleep(for: .milliseconds(50))
@@ -65,9 +88,9 @@ final class ServerProcess: @unchecked Sendable {
         throw Failure(description: "tidings serve did not start:\n\(log)")
     }
 
-    /// The port from the start-up line `Tidings is serving address=[IPv4]127.0.0.1/127.0.0.1:PORT`.
-    private func listeningPort() throws -> Int? {
-        guard let line = log.split(separator: "\n").first(where: { $0.contains("Tidings is serving") }),
+    /// The port from a start-up line such as `address=[IPv4]127.0.0.1/127.0.0.1:PORT … Tidings is serving`.
+    private func listeningPort(after message: String) -> Int? {
+        guard let line = log.split(separator: "\n").first(where: { $0.contains(message) }),
               let range = line.range(of: #"127\.0\.0\.1:(\d+)"#, options: .regularExpression)
         else { return nil }
         return Int(line[range].split(separator: ":").last!)
@@ -77,7 +100,10 @@ final class ServerProcess: @unchecked Sendable {
         (try? String(contentsOf: logFile, encoding: .utf8)) ?? ""
     }
 
-    var baseURL: String { "http://127.0.0.1:\(port)" }
+    var baseURL: String { transport == .https ? "https://localhost:\(port)" : "http://127.0.0.1:\(port)" }
+    var plainURL: String { "http://127.0.0.1:\(plainPort)" }
+    /// The local CA's certificate, to give clients (`curl --cacert`).
+    var caFile: String { dataDirectory.appendingPathComponent("data/tls/ca.pem").path }
 
     /// Sends SIGTERM and returns the exit status once the process has stopped.
     func stop(timeout: TimeInterval = 15) async throws -> Int32 {
@@ -132,6 +158,8 @@ func run(
     if let environment { process.environment = environment }
     process.standardOutput = out
     process.standardError = err
+    // Nothing to read: a child that waits on its input (openssl s_client under testssl.sh) gets EOF.
+    process.standardInput = FileHandle.nullDevice
     try process.run()
     // Polled rather than awaited through `terminationHandler`, whose call is not guaranteed once
     // nothing else holds the Process; polling also keeps `process` alive until it has exited.
