@@ -56,6 +56,7 @@ let package = Package(
         .target(
             name: "TidingsKMS",
             dependencies: [
+                "TidingsDomain",
                 "TidingsCrypto",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

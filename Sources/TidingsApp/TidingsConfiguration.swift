@@ -201,7 +201,7 @@ public struct TidingsConfiguration: Sendable {
         apiKeySecretFile = string(Key.apiKeySecretFile) ?? "\(dataDirectory)/secrets/api-key-hmac.key"
         kekFile = string(Key.kekFile) ?? "\(dataDirectory)/secrets/kek.key"
         kekProvider = try choice(Key.kmsProvider, KEKProvider.local)
-        awsKMS = kekProvider == .awsKMS ? try Self.awsKMSSettings(reader) : nil
+        awsKMS = kekProvider == .awsKMS ? try Self.awsKMSSettings(reader, environment: environment) : nil
         let heloName = string(Key.smtpHeloName) ?? URL(string: publicURL)?.host ?? "localhost"
         guard (try? EmailServer.validateHost(heloName)) != nil else {
             throw Invalid(description: "\(Self.variableName(Key.smtpHeloName)) must be a host name; got '\(heloName)'.")
