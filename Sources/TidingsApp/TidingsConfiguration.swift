@@ -21,7 +21,8 @@ public struct TidingsConfiguration: Sendable {
 
     /// Holds the SQLite database, the server secrets and (later) TLS material. Default `./tidings-data`.
     public var dataDirectory: String
-    /// `sqlite:///path` or `postgres://...`. Default: `tidings.sqlite` in the data directory.
+    /// `sqlite:///path` or `postgres://...?sslmode=verify-full&sslrootcert=...` (libpq's TLS
+    /// parameters). Default: `tidings.sqlite` in the data directory.
     public var database: DatabaseURL
     /// PostgreSQL only: a role that owns the tables and runs migrations, so the application's
     /// own role (`database`) is not the owner: row-level security then binds it, and it is
@@ -148,7 +149,11 @@ public struct TidingsConfiguration: Sendable {
         let databaseText = string(Key.databaseURL) ?? "sqlite://\(dataDirectory)/tidings.sqlite"
         do {
             database = try DatabaseURL(parsing: databaseText)
-            databaseOwner = try string(Key.databaseOwnerURL).map(DatabaseURL.init(parsing:))
+            if let ownerText = string(Key.databaseOwnerURL) {
+                databaseOwner = try DatabaseURL(parsing: ownerText, variable: Self.variableName(Key.databaseOwnerURL))
+            } else {
+                databaseOwner = nil
+            }
         } catch {
             throw Invalid(description: error.description)
         }
@@ -229,6 +234,28 @@ public struct TidingsConfiguration: Sendable {
             retryMax: TimeInterval(max(retryMin, try positive(Key.deliveryRetryMaxSeconds, default: 4 * 3600, max: 7 * 86400))),
             giveUpAfter: TimeInterval(try positive(Key.deliveryGiveUpHours, default: 72, max: 24 * 30) * 3600)
         )
+    }
+
+    /// What is wrong with the database connections' transport security for this environment:
+    /// in production, a PostgreSQL server that is not on this machine must be reached with
+    /// `sslmode=verify-full`. Empty when all is well. Logged as warnings at start; the
+    /// effective mode of each connection is `database.transportSecurity`.
+    public var databaseTransportWarnings: [String] {
+        guard environment == .production else { return [] }
+        var warnings: [String] = []
+        for (key, url) in [(Key.databaseURL, database), (Key.databaseOwnerURL, databaseOwner)] {
+            guard let security = url?.transportSecurity, !security.meetsProductionRequirement, let host = security.host else { continue }
+            let risk = switch security.sslMode {
+            case .verifyCA?: "any server with a certificate from the same certificate authority can pose as the database"
+            case .disable?: "the traffic, credentials included, crosses the network in the clear"
+            default: "an active attacker on the network can pose as the database and read or change the traffic"
+            }
+            warnings.append("""
+                \(Self.variableName(key)) reaches PostgreSQL at \(host) with \(security): \(risk). \
+                Use sslmode=verify-full (with sslrootcert=/path/to/ca.pem for a private certificate authority).
+                """)
+        }
+        return warnings
     }
 
     /// The environment variable that sets `key`, for error messages.

@@ -43,7 +43,7 @@ struct ConfigurationTests {
             return
         }
         #expect(settings.host == "db.internal" && settings.port == 6543 && settings.database == "tidings")
-        #expect(settings.password == "s3cret" && settings.sslMode == "require")
+        #expect(settings.password == "s3cret" && settings.sslMode == .require)
         #expect(!configuration.database.redacted.contains("s3cret"))
     }
 
