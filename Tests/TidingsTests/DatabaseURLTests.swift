@@ -113,4 +113,18 @@ struct DatabaseURLTests {
         #expect("\(full.database.transportSecurity)" == "sslmode=verify-full: encrypted, certificate chain verified against the system's trust store and host name checked")
         #expect(try await configuration("sqlite:///tmp/x.sqlite").database.transportSecurity.meetsProductionRequirement)
     }
+
+    @Test("A server that cannot be reached fails the start at once, saying so")
+    func unreachable() async throws {
+        let port = try MotoServer.freePort()
+        let settings = try Self.settings("postgres://app:pw@127.0.0.1:\(port)/tidings?sslmode=verify-full")
+        let client = try PostgresDatabaseClient(settings: settings, maxConnections: 1, logger: TestLog.logger("database-url"))
+        do {
+            try await client.checkConnection()
+            Issue.record("connected to a port nothing listens on")
+        } catch let error as PostgresConnectionFailure {
+            #expect(error.description == "Could not connect to PostgreSQL at 127.0.0.1:\(port) (sslmode=verify-full): nothing accepts connections there (connection refused)")
+            #expect(!error.description.contains("pw"))
+        }
+    }
 }

@@ -82,6 +82,9 @@ public struct PostgresConnectionFailure: Error, CustomStringConvertible {
             return "the server's certificate does not name \(settings.host) (sslmode=verify-full checks the host name; verify-ca does not)"
         }
         let text = "\(error)"
+        if text.contains("Connection refused") {
+            return "nothing accepts connections there (connection refused)"
+        }
         if text.contains("CERTIFICATE_VERIFY_FAILED") {
             return "the server's certificate is not signed by a certificate authority in \(roots)"
         }
