@@ -86,6 +86,9 @@ public struct Tidings: Sendable {
             atPath: configuration.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]
         )
         let hashKey = try ServerSecrets.apiKeyHashKey(configuration)
+        for warning in configuration.databaseTransportWarnings {
+            logger.warning("The database connection is not verified end to end", metadata: ["warning": "\(warning)"])
+        }
         let keyProvider = try makeKeyProvider(configuration)
         let database: any DatabaseClient
         do {
@@ -93,7 +96,9 @@ public struct Tidings: Sendable {
             case .sqlite(let path):
                 database = try await SQLiteDatabaseClient.open(path: path, durability: configuration.sqliteDurability, logger: logger)
             case .postgres(let settings):
-                database = try PostgresDatabaseClient(settings: settings, maxConnections: configuration.databasePoolSize, logger: logger)
+                let client = try PostgresDatabaseClient(settings: settings, maxConnections: configuration.databasePoolSize, logger: logger)
+                try await client.checkConnection()
+                database = client
             }
         } catch {
             try? await keyProvider.shutdown()
@@ -102,7 +107,9 @@ public struct Tidings: Sendable {
         var ownerDatabase: (any DatabaseClient)?
         if case .postgres(let settings) = configuration.databaseOwner {
             do {
-                ownerDatabase = try PostgresDatabaseClient(settings: settings, maxConnections: 2, logger: logger)
+                let client = try PostgresDatabaseClient(settings: settings, maxConnections: 2, logger: logger)
+                try await client.checkConnection()
+                ownerDatabase = client
             } catch {
                 try? await keyProvider.shutdown()
                 throw error
@@ -351,6 +358,7 @@ public struct Tidings: Sendable {
             "address": "\(channel.localAddress.map { "\($0)" } ?? "?")",
             "scheme": "\(scheme)",
             "database": "\(configuration.database.redacted)",
+            "databaseTransport": "\(configuration.database.transportSecurity)",
             "environment": "\(configuration.environment.rawValue)",
             // Names the KEK (never its material or any credential).
             "kek": "\(keyProvider.kekId)",

@@ -1,10 +1,13 @@
 import Configuration
+import TidingsDomain
 import TidingsKMS
 
 extension TidingsConfiguration {
     /// The `aws-kms` settings: every one that is missing or wrong is refused at start, naming its variable.
     /// Credentials come from AWS's standard variables and are read as secrets (never logged).
-    static func awsKMSSettings(_ reader: ConfigReader) throws -> AWSKMSKeyProvider.Settings {
+    /// The endpoint follows `OutboundURLPolicy`: plain `http://` only to loopback, and only
+    /// outside production.
+    static func awsKMSSettings(_ reader: ConfigReader, environment: DeploymentEnvironment) throws -> AWSKMSKeyProvider.Settings {
         func string(_ key: String, secret: Bool = false) -> String? {
             reader.string(forKey: ConfigKey(key), isSecret: secret).flatMap { $0.isEmpty ? nil : $0 }
         }
@@ -28,7 +31,7 @@ extension TidingsConfiguration {
         }
         let endpoint: KMSEndpoint
         do {
-            endpoint = try string(Key.kmsEndpoint).map { try KMSEndpoint(parsing: $0) } ?? KMSEndpoint.aws(region: region)
+            endpoint = try string(Key.kmsEndpoint).map { try KMSEndpoint(parsing: $0, policy: OutboundURLPolicy(environment: environment)) } ?? KMSEndpoint.aws(region: region)
         } catch let error as KMSEndpoint.Refused {
             throw Invalid(description: "\(variableName(Key.kmsEndpoint)): \(error.description)")
         }

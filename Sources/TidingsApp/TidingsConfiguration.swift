@@ -21,7 +21,8 @@ public struct TidingsConfiguration: Sendable {
 
     /// Holds the SQLite database, the server secrets and (later) TLS material. Default `./tidings-data`.
     public var dataDirectory: String
-    /// `sqlite:///path` or `postgres://...`. Default: `tidings.sqlite` in the data directory.
+    /// `sqlite:///path` or `postgres://...?sslmode=verify-full&sslrootcert=...` (libpq's TLS
+    /// parameters). Default: `tidings.sqlite` in the data directory.
     public var database: DatabaseURL
     /// PostgreSQL only: a role that owns the tables and runs migrations, so the application's
     /// own role (`database`) is not the owner: row-level security then binds it, and it is
@@ -173,7 +174,11 @@ public struct TidingsConfiguration: Sendable {
         let databaseText = string(Key.databaseURL) ?? "sqlite://\(dataDirectory)/tidings.sqlite"
         do {
             database = try DatabaseURL(parsing: databaseText)
-            databaseOwner = try string(Key.databaseOwnerURL).map(DatabaseURL.init(parsing:))
+            if let ownerText = string(Key.databaseOwnerURL) {
+                databaseOwner = try DatabaseURL(parsing: ownerText, variable: Self.variableName(Key.databaseOwnerURL))
+            } else {
+                databaseOwner = nil
+            }
         } catch {
             throw Invalid(description: error.description)
         }
@@ -259,7 +264,7 @@ public struct TidingsConfiguration: Sendable {
         apiKeySecretFile = string(Key.apiKeySecretFile) ?? "\(dataDirectory)/secrets/api-key-hmac.key"
         kekFile = string(Key.kekFile) ?? "\(dataDirectory)/secrets/kek.key"
         kekProvider = try choice(Key.kmsProvider, KEKProvider.local)
-        awsKMS = kekProvider == .awsKMS ? try Self.awsKMSSettings(reader) : nil
+        awsKMS = kekProvider == .awsKMS ? try Self.awsKMSSettings(reader, environment: environment) : nil
         let heloName = string(Key.smtpHeloName) ?? URL(string: publicURL)?.host ?? "localhost"
         guard (try? EmailServer.validateHost(heloName)) != nil else {
             throw Invalid(description: "\(Self.variableName(Key.smtpHeloName)) must be a host name; got '\(heloName)'.")
@@ -297,6 +302,28 @@ public struct TidingsConfiguration: Sendable {
         let scheme = https ? "https" : "http"
         let standard = https ? 443 : 80
         return port == standard ? "\(scheme)://\(name)" : "\(scheme)://\(name):\(port)"
+    }
+
+    /// What is wrong with the database connections' transport security for this environment:
+    /// in production, a PostgreSQL server that is not on this machine must be reached with
+    /// `sslmode=verify-full`. Empty when all is well. Logged as warnings at start; the
+    /// effective mode of each connection is `database.transportSecurity`.
+    public var databaseTransportWarnings: [String] {
+        guard environment == .production else { return [] }
+        var warnings: [String] = []
+        for (key, url) in [(Key.databaseURL, database), (Key.databaseOwnerURL, databaseOwner)] {
+            guard let security = url?.transportSecurity, !security.meetsProductionRequirement, let host = security.host else { continue }
+            let risk = switch security.sslMode {
+            case .verifyCA?: "any server with a certificate from the same certificate authority can pose as the database"
+            case .disable?: "the traffic, credentials included, crosses the network in the clear"
+            default: "an active attacker on the network can pose as the database and read or change the traffic"
+            }
+            warnings.append("""
+                \(Self.variableName(key)) reaches PostgreSQL at \(host) with \(security): \(risk). \
+                Use sslmode=verify-full (with sslrootcert=/path/to/ca.pem for a private certificate authority).
+                """)
+        }
+        return warnings
     }
 
     /// The environment variable that sets `key`, for error messages.

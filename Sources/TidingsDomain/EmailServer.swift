@@ -25,12 +25,16 @@ public struct EmailServer: Sendable, Equatable {
     public var rateLimit: Double?
     public var preset: String?
     public var isDefault: Bool
+    /// SHA-256 digests (base64) of public keys (SPKI) the server's certificate must carry, on
+    /// top of the usual certificate checks; empty for no pinning. Several, so that a new key can
+    /// be pinned before the server switches to it.
+    public var tlsPins: [String]
     public var createdAt: Date
     public var updatedAt: Date
 
     public init(
         id: String, workspaceId: String, name: String, host: String, port: Int, security: Security, username: String?, password: String?,
-        maxConnections: Int, rateLimit: Double?, preset: String?, isDefault: Bool, createdAt: Date, updatedAt: Date
+        maxConnections: Int, rateLimit: Double?, preset: String?, isDefault: Bool, tlsPins: [String] = [], createdAt: Date, updatedAt: Date
     ) {
         self.id = id
         self.workspaceId = workspaceId
@@ -44,6 +48,7 @@ public struct EmailServer: Sendable, Equatable {
         self.rateLimit = rateLimit
         self.preset = preset
         self.isDefault = isDefault
+        self.tlsPins = tlsPins
         self.createdAt = createdAt
         self.updatedAt = updatedAt
     }
@@ -51,6 +56,31 @@ public struct EmailServer: Sendable, Equatable {
     public static let maxNameLength = 100
     public static let maxConnectionsLimit = 50
     public static let defaultMaxConnections = 5
+
+    public static let maxTLSPins = 10
+
+    /// Pins as `openssl x509 -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst
+    /// -sha256 -binary | base64` prints them: the base64 of 32 bytes, optionally written
+    /// `sha256/…`. Returned in canonical base64, in the order given, without repeats.
+    public static func validatePins(_ raw: [String], field: String = "tlsPins") throws(DomainError) -> [String] {
+        guard raw.count <= maxTLSPins else {
+            throw .invalid("invalid_tls_pin", "At most \(maxTLSPins) pins; keep the current key's and the next one's.", field: field)
+        }
+        var pins: [String] = []
+        for (index, entry) in raw.enumerated() {
+            var text = entry.trimmingCharacters(in: .whitespaces)
+            if text.lowercased().hasPrefix("sha256/") { text = String(text.dropFirst("sha256/".count)) }
+            guard text.utf8.count <= 64, let digest = Data(base64Encoded: text), digest.count == 32 else {
+                throw .invalid("invalid_tls_pin", """
+                    Pin \(index + 1) is not the base64 of a SHA-256 digest (32 bytes) of the server's public key, as \
+                    `openssl x509 -pubkey -noout -in cert.pem | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64` prints it.
+                    """, field: field)
+            }
+            let pin = digest.base64EncodedString()
+            if !pins.contains(pin) { pins.append(pin) }
+        }
+        return pins
+    }
 
     /// A host name (letters, digits, dots and hyphens) or an IP address literal; lowercased.
     public static func validateHost(_ raw: String, field: String = "host") throws(DomainError) -> String {

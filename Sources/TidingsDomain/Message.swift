@@ -79,15 +79,19 @@ public struct Message: Sendable, Equatable {
     public var sendAt: Date
     public var attempts: Int
     public var nextAttemptAt: Date?
+    /// The TLS of the last attempt that reached the server; `nil` before that or without TLS.
     public var tlsVersion: String?
     public var tlsCipher: String?
+    /// Whether that attempt verified the server's certificate (chain and host name).
+    public var tlsVerified: Bool?
     public var createdAt: Date
     public var updatedAt: Date
 
     public init(
         id: String, workspaceId: String, contactId: String, templateId: String, templateSlug: String, templateVersion: Int,
         emailServerId: String?, status: MessageStatus, request: MessageRequest, messageIdHeader: String, sendAt: Date,
-        attempts: Int = 0, nextAttemptAt: Date? = nil, tlsVersion: String? = nil, tlsCipher: String? = nil, createdAt: Date, updatedAt: Date
+        attempts: Int = 0, nextAttemptAt: Date? = nil, tlsVersion: String? = nil, tlsCipher: String? = nil, tlsVerified: Bool? = nil,
+        createdAt: Date, updatedAt: Date
     ) {
         self.id = id
         self.workspaceId = workspaceId
@@ -104,6 +108,7 @@ public struct Message: Sendable, Equatable {
         self.nextAttemptAt = nextAttemptAt
         self.tlsVersion = tlsVersion
         self.tlsCipher = tlsCipher
+        self.tlsVerified = tlsVerified
         self.createdAt = createdAt
         self.updatedAt = updatedAt
     }

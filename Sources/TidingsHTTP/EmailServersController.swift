@@ -16,15 +16,21 @@ struct EmailServersController {
         routes.add(.post, "/v1/email-servers/{id}/test", test)
     }
 
-    /// Connects, says EHLO, starts TLS, authenticates and quits; answers 200 with each step
-    /// either way (`ok` says whether every step passed).
+    /// Connects, says EHLO, starts TLS (checking the certificate and any pins), authenticates
+    /// and quits; answers 200 with each step either way (`ok` says whether every step passed).
     @Sendable func test(_ request: Request, context: TidingsRequestContext) async throws -> Response {
         let principal = try context.require(.admin)
         let result = try await services.emailServers.test(workspaceId: principal.workspaceId, id: try request.pathParameter("id", context: context), by: context.actor)
         return JSONResponse.make(status: .ok, json: .object([
             "ok": .bool(result.ok),
             "steps": .array(result.steps.map { .object(["step": .string($0.step), "ok": .bool($0.ok), "detail": .string($0.detail)]) }),
-            "tls": result.tls.map { .object(["version": .string($0.version), "cipher": .string($0.cipher)]) } ?? .null,
+            "tls": result.tls.map { tls in
+                .object([
+                    "version": .string(tls.version), "cipher": .string(tls.cipher), "verified": .bool(tls.verified),
+                    "serverKey": tls.serverKey.map(JSONValue.string) ?? .null,
+                ])
+            } ?? .null,
+            "pin": .string(result.pin.rawValue),
         ]))
     }
 
@@ -74,11 +80,12 @@ struct EmailServerDTO: Encodable {
     var rateLimit: Double?
     var preset: String?
     var isDefault: Bool
+    var tlsPins: [String]
     var createdAt: String
     var updatedAt: String
 
     enum CodingKeys: String, CodingKey {
-        case id, name, host, port, security, username, hasPassword, maxConnections, rateLimit, preset, isDefault, createdAt, updatedAt
+        case id, name, host, port, security, username, hasPassword, maxConnections, rateLimit, preset, isDefault, tlsPins, createdAt, updatedAt
     }
 
     init(_ server: EmailServer) {
@@ -93,6 +100,7 @@ struct EmailServerDTO: Encodable {
         rateLimit = server.rateLimit
         preset = server.preset
         isDefault = server.isDefault
+        tlsPins = server.tlsPins
         createdAt = Timestamp.format(server.createdAt)
         updatedAt = Timestamp.format(server.updatedAt)
     }
@@ -111,6 +119,7 @@ struct EmailServerDTO: Encodable {
         try container.encode(rateLimit, forKey: .rateLimit)
         try container.encode(preset, forKey: .preset)
         try container.encode(isDefault, forKey: .isDefault)
+        try container.encode(tlsPins, forKey: .tlsPins)
         try container.encode(createdAt, forKey: .createdAt)
         try container.encode(updatedAt, forKey: .updatedAt)
     }

@@ -120,6 +120,7 @@ struct MessagesController {
             "sendAt": .string(Timestamp.format(message.sendAt)), "attempts": .number(Double(message.attempts)),
             "nextAttemptAt": message.nextAttemptAt.map { .string(Timestamp.format($0)) } ?? .null,
             "tlsVersion": message.tlsVersion.map(JSONValue.string) ?? .null, "tlsCipher": message.tlsCipher.map(JSONValue.string) ?? .null,
+            "tlsVerified": message.tlsVerified.map(JSONValue.bool) ?? .null,
             "createdAt": .string(Timestamp.format(message.createdAt)), "updatedAt": .string(Timestamp.format(message.updatedAt)),
         ])
     }

@@ -443,7 +443,7 @@ public final class DeliveryWorker: Sendable {
             }
             let endpoint = SMTPEndpoint(
                 host: server.host, port: server.port, security: security,
-                username: server.username, password: server.password, clientName: settings.clientName
+                username: server.username, password: server.password, clientName: settings.clientName, tlsPins: server.tlsPins
             )
             let pool = SMTPPool(
                 endpoint: endpoint, tls: settings.tls, timeouts: settings.timeouts, maxConnections: server.maxConnections, rateLimit: server.rateLimit
@@ -482,8 +482,11 @@ public final class DeliveryWorker: Sendable {
             message.nextAttemptAt = nil
             events.append(MessageEvent(id: Identifier.make("me", at: now), kind: .failed, detail: ["reason": .string(reason)], at: now))
         case .attempted(let delivery):
-            message.tlsVersion = delivery.tls?.version ?? message.tlsVersion
-            message.tlsCipher = delivery.tls?.cipher ?? message.tlsCipher
+            if let info = delivery.tls {
+                message.tlsVersion = info.version
+                message.tlsCipher = info.cipher
+                message.tlsVerified = info.verified
+            }
             var delivered: [String: JSONValue] = [:]
             var bounced: [String: JSONValue] = [:]
             var deferred: [String: JSONValue] = [:]
@@ -502,13 +505,18 @@ public final class DeliveryWorker: Sendable {
                     deferred[recipient] = .string(reason)
                 }
             }
+            // Each outcome of the attempt carries the TLS that carried it.
             var tls: [String: JSONValue] = [:]
-            if let info = delivery.tls { tls = ["tlsVersion": .string(info.version), "tlsCipher": .string(info.cipher)] }
+            if let info = delivery.tls {
+                tls = ["tlsVersion": .string(info.version), "tlsCipher": .string(info.cipher), "tlsVerified": .bool(info.verified)]
+                // A key matching no pin never carries a message: the connection ends at the handshake.
+                if info.pinMatched == true { tls["tlsPin"] = .string("matched") }
+            }
             if !delivered.isEmpty {
                 events.append(MessageEvent(id: Identifier.make("me", at: now), kind: .delivered, detail: ["replies": .object(delivered)].merging(tls) { $1 }, at: now))
             }
             if !bounced.isEmpty {
-                events.append(MessageEvent(id: Identifier.make("me", at: now), kind: .bounced, detail: ["replies": .object(bounced)], at: now))
+                events.append(MessageEvent(id: Identifier.make("me", at: now), kind: .bounced, detail: ["replies": .object(bounced)].merging(tls) { $1 }, at: now))
             }
             let primary = message.request.rcpt
             if deferred.isEmpty {
@@ -528,7 +536,7 @@ public final class DeliveryWorker: Sendable {
                 message.nextAttemptAt = next
                 events.append(MessageEvent(id: Identifier.make("me", at: now), kind: .deferred, detail: [
                     "replies": .object(deferred), "nextAttemptAt": .string(Timestamp.format(next)),
-                ], at: now))
+                ].merging(tls) { $1 }, at: now))
             }
         }
         let final = message

@@ -20,7 +20,21 @@ public struct EmailServerService: Sendable {
     public struct TestResult: Sendable {
         public var ok: Bool
         public var steps: [SMTPStepRecord]
+        /// The TLS negotiated, when the handshake completed (also when a pin did not match).
         public var tls: SMTPTLSInfo?
+        /// How the server's key compared with the server's pins.
+        public var pin: PinResult
+    }
+
+    public enum PinResult: String, Sendable {
+        /// The server's key is one of the pins.
+        case matched
+        /// It is none of them: deliveries are deferred until the pins or the server change.
+        case mismatched
+        /// The server has no pins.
+        case notConfigured = "not_configured"
+        /// Pins are set, but no TLS handshake completed to compare them with.
+        case notChecked = "not_checked"
     }
 
     /// Connects to the server as a delivery would: greeting, EHLO, TLS (with certificate
@@ -35,24 +49,33 @@ public struct EmailServerService: Sendable {
         }
         let endpoint = SMTPEndpoint(
             host: server.host, port: server.port, security: security, username: server.username, password: server.password,
-            clientName: delivery.clientName
+            clientName: delivery.clientName, tlsPins: server.tlsPins
         )
         let result: TestResult
         do {
             let connection = try await SMTPConnection.open(to: endpoint, tls: delivery.tls, timeouts: delivery.timeouts)
             var steps = connection.steps
             if let quit = await connection.close() { steps.append(quit) }
-            result = TestResult(ok: true, steps: steps, tls: connection.tls)
+            result = TestResult(ok: true, steps: steps, tls: connection.tls, pin: Self.pinResult(server, connection.tls))
         } catch let error as SMTPConnectionError {
-            result = TestResult(ok: false, steps: error.steps, tls: nil)
+            result = TestResult(ok: false, steps: error.steps, tls: error.tls, pin: Self.pinResult(server, error.tls))
         }
         let audit = try await env.auditRecorder()
         try await env.database.transaction { db in
             try await audit.record(AuditChange("email_server.tested", target: ("email_server", server.id), summary: [
-                "name": .string(server.name), "host": .string(server.host), "ok": .bool(result.ok),
+                "name": .string(server.name), "host": .string(server.host), "ok": .bool(result.ok), "pin": .string(result.pin.rawValue),
             ]), in: workspaceId, by: actor, db: db)
         }
         return result
+    }
+
+    static func pinResult(_ server: EmailServer, _ tls: SMTPTLSInfo?) -> PinResult {
+        guard !server.tlsPins.isEmpty else { return .notConfigured }
+        switch tls?.pinMatched {
+        case true?: return .matched
+        case false?: return .mismatched
+        case nil: return .notChecked
+        }
     }
 
     static let notFound = DomainError.notFound("email_server_not_found", "No email server with this id exists in this workspace.")
@@ -167,6 +190,12 @@ public struct EmailServerService: Sendable {
         if creating, server.port == 0 { server.port = 587 }
         if server.security == .none, !EmailServer.isLoopback(server.host) {
             throw .invalid("insecure_server", "security 'none' is allowed for loopback hosts only; use tls or starttls.", field: "security")
+        }
+        if body["tlsPins"] != nil {
+            server.tlsPins = try EmailServer.validatePins(try reader.stringArray("tlsPins") ?? [])
+        }
+        if server.security == .none, !server.tlsPins.isEmpty {
+            throw .invalid("pins_without_tls", "Pins are checked in the TLS handshake; with security 'none' there is none. Use tls or starttls, or remove the pins.", field: "tlsPins")
         }
         if body["username"] != nil { server.username = try reader.string("username").map { $0.isEmpty ? nil : $0 } ?? nil }
         if body["password"] != nil { server.password = try reader.string("password").map { $0.isEmpty ? nil : $0 } ?? nil }

@@ -3,6 +3,7 @@ import Foundation
 import Testing
 import TidingsApp
 import TidingsCrypto
+import TidingsDomain
 @testable import TidingsKMS
 import TidingsServices
 import TidingsStorage
@@ -120,7 +121,7 @@ struct AWSKMSTests {
         #expect(listen(socket, 8) == 0)
         let port = try MotoServer.port(of: socket)
         let settings = AWSKMSKeyProvider.Settings(
-            keyId: "alias/tidings", region: "us-east-1", endpoint: try KMSEndpoint(parsing: "http://127.0.0.1:\(port)"),
+            keyId: "alias/tidings", region: "us-east-1", endpoint: try KMSEndpoint(parsing: "http://127.0.0.1:\(port)", policy: .development),
             credentials: AWSCredentials(accessKeyId: "AKIDEXAMPLE", secretAccessKey: "secret"), timeout: .milliseconds(500)
         )
         try await withKMSProvider(settings) { provider in
@@ -141,29 +142,47 @@ struct AWSKMSTests {
         }
     }
 
-    @Test("Plain http:// is accepted only for loopback endpoints", arguments: [
-        ("https://kms.eu-west-1.amazonaws.com", true),
-        ("https://kms.internal:8443/", true),
-        ("http://127.0.0.1:4566", true),
-        ("http://127.8.9.10", true),
-        ("http://localhost:4566", true),
-        ("http://[::1]:4566", true),
-        ("http://10.0.0.5:4566", false),
-        ("http://kms.eu-west-1.amazonaws.com", false),
-        ("http://127.0.0.1.example.com", false),
-        ("http://[::2]:4566", false),
-        ("http://128.0.0.1", false),
-        ("ftp://127.0.0.1", false),
-        ("kms.eu-west-1.amazonaws.com", false),
-        ("https://user:pass@kms.eu-west-1.amazonaws.com", false),
+    @Test("Plain http:// is accepted only for loopback endpoints, and only outside production", arguments: [
+        ("https://kms.eu-west-1.amazonaws.com", true, true),
+        ("https://kms.internal:8443/", true, true),
+        ("http://127.0.0.1:4566", true, false),
+        ("http://127.8.9.10", true, false),
+        ("http://localhost:4566", true, false),
+        ("http://[::1]:4566", true, false),
+        ("http://[::ffff:127.0.0.1]:4566", true, false),
+        ("http://10.0.0.5:4566", false, false),
+        ("http://kms.eu-west-1.amazonaws.com", false, false),
+        ("http://127.0.0.1.example.com", false, false),
+        ("http://[::2]:4566", false, false),
+        ("http://128.0.0.1", false, false),
+        ("ftp://127.0.0.1", false, false),
+        ("kms.eu-west-1.amazonaws.com", false, false),
+        ("https://user:pass@kms.eu-west-1.amazonaws.com", false, false),
     ])
-    func endpointSchemes(url: String, accepted: Bool) throws {
-        if accepted {
-            let endpoint = try KMSEndpoint(parsing: url)
-            #expect(endpoint.path == "/")
-        } else {
-            #expect(throws: KMSEndpoint.Refused.self) { _ = try KMSEndpoint(parsing: url) }
+    func endpointSchemes(url: String, inDevelopment: Bool, inProduction: Bool) throws {
+        for (policy, accepted) in [(OutboundURLPolicy.development, inDevelopment), (.init(environment: .staging), inDevelopment), (.production, inProduction)] {
+            if accepted {
+                let endpoint = try KMSEndpoint(parsing: url, policy: policy)
+                #expect(endpoint.path == "/")
+            } else {
+                #expect(throws: KMSEndpoint.Refused.self, "\(url) in \(policy.environment)") { _ = try KMSEndpoint(parsing: url, policy: policy) }
+            }
         }
+    }
+
+    @Test("A refused endpoint says why: not loopback, or production")
+    func refusalsExplain() {
+        func refusal(_ url: String, _ policy: OutboundURLPolicy) -> String {
+            do {
+                _ = try KMSEndpoint(parsing: url, policy: policy)
+                return "accepted"
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(refusal("http://127.0.0.1:4566", .production).contains("production refuses"))
+        #expect(refusal("http://127.0.0.1:4566", .production).contains("TIDINGS_ENVIRONMENT=development"))
+        #expect(refusal("http://kms.internal", .development).contains("not loopback"))
     }
 
     @Test("The endpoint's Host header and request URL")
@@ -171,9 +190,9 @@ struct AWSKMSTests {
         #expect(try KMSEndpoint.aws(region: "eu-west-1").requestURL == "https://kms.eu-west-1.amazonaws.com/")
         #expect(try KMSEndpoint.aws(region: "eu-west-1").hostHeader == "kms.eu-west-1.amazonaws.com")
         #expect(try KMSEndpoint.aws(region: "cn-north-1").hostHeader == "kms.cn-north-1.amazonaws.com.cn")
-        #expect(try KMSEndpoint(parsing: "http://127.0.0.1:4566").hostHeader == "127.0.0.1:4566")
-        #expect(try KMSEndpoint(parsing: "http://[::1]:4566").requestURL == "http://[::1]:4566/")
-        #expect(try KMSEndpoint(parsing: "https://kms.example.test:443").hostHeader == "kms.example.test")
+        #expect(try KMSEndpoint(parsing: "http://127.0.0.1:4566", policy: .development).hostHeader == "127.0.0.1:4566")
+        #expect(try KMSEndpoint(parsing: "http://[::1]:4566", policy: .development).requestURL == "http://[::1]:4566/")
+        #expect(try KMSEndpoint(parsing: "https://kms.example.test:443", policy: .production).hostHeader == "kms.example.test")
     }
 
     @Test("KMS error answers are read from JSON, the error-type header or AWS's XML form")
@@ -204,6 +223,8 @@ struct AWSKMSTests {
                 ProcessInfo.processInfo.environment.merging([
                     "TIDINGS_DATA_DIR": directory.path, "TIDINGS_DATABASE_URL": "sqlite://\(directory.path)/tidings.sqlite",
                     "TIDINGS_KMS_PROVIDER": "aws-kms", "TIDINGS_KMS_KEY_ID": keyId, "TIDINGS_KMS_ENDPOINT": moto.endpoint,
+                    // moto speaks plain HTTP on loopback, which production refuses.
+                    "TIDINGS_ENVIRONMENT": "development",
                     "AWS_REGION": MotoServer.region, "AWS_ACCESS_KEY_ID": moto.credentials.accessKeyId,
                     "AWS_SECRET_ACCESS_KEY": moto.credentials.secretAccessKey,
                 ]) { $1 }
@@ -239,6 +260,8 @@ struct AWSKMSTests {
                 TidingsConfiguration.Key.kmsProvider: "aws-kms",
                 TidingsConfiguration.Key.kmsKeyId: keyId,
                 TidingsConfiguration.Key.kmsEndpoint: moto.endpoint,
+                // moto speaks plain HTTP on loopback, which production refuses.
+                TidingsConfiguration.Key.environment: "development",
             ]
             let environment = [
                 "AWS_REGION": MotoServer.region,

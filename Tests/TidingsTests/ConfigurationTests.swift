@@ -47,7 +47,7 @@ struct ConfigurationTests {
             return
         }
         #expect(settings.host == "db.internal" && settings.port == 6543 && settings.database == "tidings")
-        #expect(settings.password == "s3cret" && settings.sslMode == "require")
+        #expect(settings.password == "s3cret" && settings.sslMode == .require)
         #expect(!configuration.database.redacted.contains("s3cret"))
     }
 
@@ -179,9 +179,32 @@ struct ConfigurationTests {
         #expect(try await TidingsConfiguration.load(flags: [:], environment: environment).awsKMS?.region == "eu-central-1")
         environment["TIDINGS_KMS_REGION"] = "ap-south-1"
         environment["TIDINGS_KMS_ENDPOINT"] = "http://127.0.0.1:4566"
+        // Plain http:// to loopback: a local KMS stand-in, outside production only.
+        environment["TIDINGS_ENVIRONMENT"] = "development"
         let local = try await TidingsConfiguration.load(flags: [:], environment: environment).awsKMS
         #expect(local?.region == "ap-south-1")
         #expect(local?.endpoint.requestURL == "http://127.0.0.1:4566/")
+        environment["TIDINGS_ENVIRONMENT"] = "staging"
+        #expect(try await TidingsConfiguration.load(flags: [:], environment: environment).awsKMS?.endpoint.scheme == "http")
+    }
+
+    @Test("Production refuses a plain http:// KMS endpoint even on loopback, naming the variable")
+    func productionRefusesPlainHTTP() async throws {
+        for (endpoint, environment) in [("http://127.0.0.1:4566", "production"), ("http://localhost:4566", nil), ("http://kms.internal:4566", "development")] {
+            var variables = Self.awsKMS
+            variables["TIDINGS_KMS_ENDPOINT"] = endpoint
+            variables["TIDINGS_ENVIRONMENT"] = environment
+            do {
+                _ = try await TidingsConfiguration.load(flags: [:], environment: variables)
+                Issue.record("\(endpoint) was accepted in \(environment ?? "production (default)")")
+            } catch let error as TidingsConfiguration.Invalid {
+                #expect(error.description.hasPrefix("TIDINGS_KMS_ENDPOINT: "), "\(error)")
+                #expect(error.description.contains(environment == "development" ? "not loopback" : "production refuses"), "\(error)")
+            }
+        }
+        var variables = Self.awsKMS
+        variables["TIDINGS_KMS_ENDPOINT"] = "https://kms.internal:8443"
+        #expect(try await TidingsConfiguration.load(flags: [:], environment: variables).awsKMS?.endpoint.requestURL == "https://kms.internal:8443/")
     }
 
     @Test("aws-kms without a setting it needs, or with a wrong one, is refused naming the variable", arguments: [

@@ -81,6 +81,13 @@ struct EmailServersAPITests {
                 (["host": "smtp.acme.test", "rateLimit": 0], "invalid_rate_limit", "rateLimit"),
                 (["host": "smtp.acme.test", "isDefault": "yes"], "invalid_type", "isDefault"),
                 (["host": "smtp.acme.test", "colour": "red"], "unknown_field", "colour"),
+                (["host": "smtp.acme.test", "tlsPins": "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg="], "invalid_type", "tlsPins"),
+                (["host": "smtp.acme.test", "tlsPins": [7]], "invalid_type", "tlsPins"),
+                (["host": "smtp.acme.test", "tlsPins": ["not a digest"]], "invalid_tls_pin", "tlsPins"),
+                // The base64 of 20 bytes (a SHA-1 digest), not 32.
+                (["host": "smtp.acme.test", "tlsPins": ["3q2+7wAAAAAAAAAAAAAAAAAAAAA="]], "invalid_tls_pin", "tlsPins"),
+                (["host": "smtp.acme.test", "tlsPins": (0..<11).map { _ in Data(repeating: 1, count: 32).base64EncodedString() }], "invalid_tls_pin", "tlsPins"),
+                (["host": "127.0.0.1", "security": "none", "tlsPins": [Data(count: 32).base64EncodedString()]], "pins_without_tls", "tlsPins"),
             ]
             for (body, code, field) in cases {
                 let reply = try await api.post("/v1/email-servers", key: workspace.key, json: body.merging(["name": "S"]) { $1 })
@@ -88,6 +95,38 @@ struct EmailServersAPITests {
             }
             let loopback = try await api.post("/v1/email-servers", key: workspace.key, json: ["name": "Local", "host": "127.0.0.1", "security": "none"])
             #expect(loopback.status == .created && loopback.json["port"] as? Int == 25)
+        }
+    }
+
+    @Test("Key pins are stored normalised, listed with the server, changed and removed, and audited by name", arguments: TestBackend.all)
+    func pins(backend: TestBackend) async throws {
+        try await withAPI(backend) { api, tidings in
+            let workspace = try await tidings.makeWorkspace()
+            let current = Data((0..<32).map { UInt8($0) }).base64EncodedString()
+            let next = Data((0..<32).map { UInt8(255 - $0) }).base64EncodedString()
+            let created = try await api.post("/v1/email-servers", key: workspace.key, json: [
+                "name": "Pinned", "host": "smtp.acme.test", "tlsPins": [" \(current) ", "sha256/\(next)", current],
+            ])
+            #expect(created.status == .created, "\(created.body)")
+            #expect(created.json["tlsPins"] as? [String] == [current, next], "trimmed, prefix dropped, repeats removed")
+            let id = try #require(created.json["id"] as? String)
+            #expect(try await api.get("/v1/email-servers/\(id)", key: workspace.key).json["tlsPins"] as? [String] == [current, next])
+            #expect(try await tidings.emailServers.get(workspaceId: workspace.id, id: id).tlsPins == [current, next])
+
+            // Rotation: the old key dropped once the server uses the new one.
+            let rotated = try await api.request(.patch, "/v1/email-servers/\(id)", key: workspace.key, json: ["tlsPins": [next]])
+            #expect(rotated.json["tlsPins"] as? [String] == [next])
+            let renamed = try await api.request(.patch, "/v1/email-servers/\(id)", key: workspace.key, json: ["name": "Still pinned"])
+            #expect(renamed.json["tlsPins"] as? [String] == [next], "a change that leaves the pins out keeps them")
+            let none = try await api.request(.patch, "/v1/email-servers/\(id)", key: workspace.key, json: ["host": "127.0.0.1", "security": "none"])
+            #expect(none.errorCode == "pins_without_tls" && none.errorField == "tlsPins", "\(none.body)")
+            let cleared = try await api.request(.patch, "/v1/email-servers/\(id)", key: workspace.key, json: ["tlsPins": NSNull()])
+            #expect(cleared.json["tlsPins"] as? [String] == [])
+            let unpinned = try await api.post("/v1/email-servers", key: workspace.key, json: ["name": "Plain", "preset": "postmark"])
+            #expect(unpinned.json["tlsPins"] as? [String] == [])
+
+            let audited = try await tidings.audit.list(workspaceId: workspace.id, filter: .init(action: "email_server.updated"), cursor: nil, limit: 20, oldestFirst: true)
+            #expect(audited.items.map { "\($0.change.summary)" }.filter { $0.contains("tlsPins") }.count == 2)
         }
     }
 

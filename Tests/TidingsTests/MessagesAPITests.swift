@@ -64,6 +64,7 @@ struct MessagesAPITests {
                 #expect(message.json["status"] as? String == "delivered", "\(message.body)")
                 #expect(message.json["rcpt"] as? String == "ada@example.com" && message.json["templateVersion"] as? Int == 1)
                 #expect(message.json["attempts"] as? Int == 1)
+                #expect(message.json["tlsVerified"] is NSNull && message.json["tlsVersion"] is NSNull, "no TLS to a plain loopback server")
                 let timeline = try #require(message.json["timeline"] as? [[String: Any]])
                 #expect(timeline.map { $0["status"] as? String } == ["queued", "sending", "delivered"])
                 let replies = try #require(timeline.last?["replies"] as? [String: String])
@@ -259,6 +260,63 @@ struct MessagesAPITests {
         }
     }
 
+    @Test("A pinned server: the right key delivers with TLS 1.3, cipher, verification and pin in the timeline; a wrong one defers, naming the mismatch", arguments: TestBackend.all)
+    func pinnedServer(backend: TestBackend) async throws {
+        let right = try await SMTPPeer.keyPin(of: "server")
+        let wrong = try await SMTPPeer.keyPin(of: "other")
+        try await SMTPPeer.with(["--mode", "starttls"]) { peer in
+            try await withAPI(backend, flags: [TidingsConfiguration.Key.smtpCaFile: SMTPPeer.caFile]) { api, tidings in
+                // Both keys listed: the state while a server's key is being rolled over.
+                let setup = try await Self.setUp(api, tidings, peer: peer, security: "starttls", extra: ["tlsPins": [wrong, right]])
+                let key = setup.workspace.key
+                let first = try await api.post("/v1/messages", key: key, json: ["rcpt": "pin@example.com", "templateSlug": "welcome"])
+                let firstId = try #require(first.json["id"] as? String)
+                #expect(try await tidings.deliveries.drain() == 1)
+                let delivered = try await api.get("/v1/messages/\(firstId)", key: key)
+                #expect(delivered.json["status"] as? String == "delivered", "\(delivered.body)")
+                #expect(delivered.json["tlsVersion"] as? String == "TLSv1.3")
+                #expect((delivered.json["tlsCipher"] as? String)?.hasPrefix("TLS_AES_") == true, "\(delivered.body)")
+                #expect(delivered.json["tlsVerified"] as? Bool == true)
+                let step = try #require((delivered.json["timeline"] as? [[String: Any]])?.last)
+                #expect(step["status"] as? String == "delivered")
+                #expect(step["tlsVersion"] as? String == "TLSv1.3" && step["tlsCipher"] as? String == delivered.json["tlsCipher"] as? String)
+                #expect(step["tlsVerified"] as? Bool == true && step["tlsPin"] as? String == "matched", "\(step)")
+                #expect(peer.received().count == 1 && peer.received().first?.tls == true)
+
+                // The server's key no longer among the pins: the attempt ends at the handshake.
+                let changed = try await api.request(.patch, "/v1/email-servers/\(setup.serverId)", key: key, json: ["tlsPins": [wrong]])
+                #expect(changed.status == .ok, "\(changed.body)")
+                let second = try await api.post("/v1/messages", key: key, json: ["rcpt": "pin@example.com", "templateSlug": "welcome"])
+                let secondId = try #require(second.json["id"] as? String)
+                #expect(try await tidings.deliveries.drain() == 1)
+                let deferred = try await api.get("/v1/messages/\(secondId)", key: key)
+                #expect(deferred.json["status"] as? String == "deferred", "\(deferred.body)")
+                let last = try #require((deferred.json["timeline"] as? [[String: Any]])?.last)
+                let reason = try #require((last["replies"] as? [String: String])?["pin@example.com"])
+                #expect(reason.hasPrefix("TLS certificate pin mismatch") && reason.contains(right), "\(reason)")
+                #expect(deferred.json["tlsVerified"] is NSNull, "no TLS connection carried this message")
+                #expect(peer.received().count == 1, "nothing was sent to the server whose key matched no pin")
+
+                // The server test says the same, and shows the key to pin.
+                let tested = try await api.post("/v1/email-servers/\(setup.serverId)/test", key: key, json: [String: Any]())
+                #expect(tested.json["ok"] as? Bool == false && tested.json["pin"] as? String == "mismatched", "\(tested.body)")
+                let tls = try #require(tested.json["tls"] as? [String: Any])
+                #expect(tls["serverKey"] as? String == right && tls["verified"] as? Bool == true && tls["version"] as? String == "TLSv1.3")
+                let failed = try #require((tested.json["steps"] as? [[String: Any]])?.first { $0["ok"] as? Bool == false })
+                #expect(failed["step"] as? String == "TLS handshake" && (failed["detail"] as? String)?.contains("pin mismatch") == true, "\(failed)")
+                _ = try await api.request(.patch, "/v1/email-servers/\(setup.serverId)", key: key, json: ["tlsPins": [right]])
+                let passed = try await api.post("/v1/email-servers/\(setup.serverId)/test", key: key, json: [String: Any]())
+                #expect(passed.json["ok"] as? Bool == true && passed.json["pin"] as? String == "matched", "\(passed.body)")
+                _ = try await api.request(.patch, "/v1/email-servers/\(setup.serverId)", key: key, json: ["tlsPins": []])
+                let unpinned = try await api.post("/v1/email-servers/\(setup.serverId)/test", key: key, json: [String: Any]())
+                #expect(unpinned.json["pin"] as? String == "not_configured" && (unpinned.json["tls"] as? [String: Any])?["serverKey"] as? String == right)
+
+                let audited = try await tidings.audit.list(workspaceId: setup.workspace.id, filter: .init(action: "email_server.tested"), cursor: nil, limit: 10, oldestFirst: true)
+                #expect(audited.items.map { $0.change.summary["pin"] } == [.string("mismatched"), .string("matched"), .string("not_configured")])
+            }
+        }
+    }
+
     @Test("POST /v1/email-servers/{id}/test reports each step: TLS and AUTH succeed, or the step that failed", arguments: [TestBackend.sqlite])
     func serverTest(backend: TestBackend) async throws {
         try await SMTPPeer.with(["--mode", "starttls-auth", "--user", "relay", "--password", "Right-pass-1"]) { peer in
@@ -271,7 +329,9 @@ struct MessagesAPITests {
                 #expect(result.status == .ok && result.json["ok"] as? Bool == true, "\(result.body)")
                 let steps = try #require(result.json["steps"] as? [[String: Any]])
                 #expect(steps.map { $0["step"] as? String } == ["connect", "greeting", "EHLO", "STARTTLS", "TLS handshake", "EHLO", "AUTH", "QUIT"])
-                #expect((result.json["tls"] as? [String: String])?["version"] == "TLSv1.3")
+                let tls = try #require(result.json["tls"] as? [String: Any])
+                #expect(tls["version"] as? String == "TLSv1.3" && tls["verified"] as? Bool == true, "\(result.body)")
+                #expect(result.json["pin"] as? String == "not_configured")
                 #expect(!result.body.contains("Right-pass-1"))
 
                 let bad = try await api.post("/v1/email-servers", key: workspace.key, json: [

@@ -16,6 +16,15 @@
 # Role `tidings` is the bootstrap superuser, password `tidings`: TCP needs the
 # password (scram-sha-256); the unix socket trusts local connections.
 #
+# TLS (set before pg_start_cluster; scripts/peers/postgres_tls.sh uses it):
+#   PG_TLS_CERT, PG_TLS_KEY  the server's certificate (chain) and key, PEM: ssl = on (TLS 1.2 or
+#                            later), and pg_hba.conf takes TCP connections over TLS only (hostssl);
+#                            a client that asks for none is refused
+#   PG_TLS_CLIENT_CA         also require a client certificate signed by this CA (PEM) whose CN
+#                            is the role's name (clientcert=verify-full)
+# The files are copied into the cluster's dir for the `postgres` user. The unix socket stays
+# without TLS and trusted, for administration.
+#
 # After pg_start_cluster:
 #   PG_BIN      directory of the server binaries (highest /usr/lib/postgresql/*/bin)
 #   PG_VERSION  e.g. "15.18"
@@ -131,6 +140,9 @@ listen_addresses = '127.0.0.1'
 unix_socket_directories = '$PG_SOCKET_DIR'
 max_connections = 1000
 CONF
+    if [[ -n ${PG_TLS_CERT:-} ]]; then
+        _pg_configure_tls || return 1
+    fi
     # Tests trade durability for speed; benchmarks set PG_DURABLE=1 to measure a real server.
     if [[ -z ${PG_DURABLE:-} ]]; then
         printf 'fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n' >>"$PG_DIR/data/postgresql.conf"
@@ -159,19 +171,58 @@ CONF
     fi
 
     PG_URL="postgres://$PG_ROLE:$PG_PASSWORD@127.0.0.1:$PG_PORT/postgres"
-    # Ready on TCP, and the password works: the way the tests will connect.
+    # Ready on TCP, and the password works: the way the tests will connect. A TLS cluster may
+    # want a client certificate on TCP: its role is checked over the unix socket instead.
+    local check_url=$PG_URL
+    if [[ -n ${PG_TLS_CERT:-} ]]; then
+        check_url="postgresql://$PG_ROLE@/postgres?host=$PG_SOCKET_DIR&port=$PG_PORT"
+    fi
     deadline=$((SECONDS + 30))
     until "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -d postgres &&
-        "$PG_BIN/psql" "$PG_URL" -XAtq -c 'select 1' >/dev/null 2>&1; do
+        "$PG_BIN/psql" "$check_url" -XAtq -c 'select 1' >/dev/null 2>&1; do
         if ((SECONDS >= deadline)); then
             warn "PostgreSQL on 127.0.0.1:$PG_PORT did not answer within 30 s"
-            "$PG_BIN/psql" "$PG_URL" -XAtq -c 'select 1' >&2 || true
+            "$PG_BIN/psql" "$check_url" -XAtq -c 'select 1' >&2 || true
             _pg_dump_log server.log
             return 1
         fi
         sleep 0.2
     done
     log "PostgreSQL $PG_VERSION ready at postgres://$PG_ROLE:***@127.0.0.1:$PG_PORT/postgres"
+}
+
+# _pg_configure_tls: copies PG_TLS_CERT/PG_TLS_KEY (and PG_TLS_CLIENT_CA) into the cluster,
+# turns ssl on and makes pg_hba.conf accept TCP connections over TLS only.
+_pg_configure_tls() {
+    local file clientcert=""
+    [[ -n ${PG_TLS_KEY:-} ]] || { warn "PG_TLS_CERT needs PG_TLS_KEY"; return 1; }
+    for file in "$PG_TLS_CERT" "$PG_TLS_KEY" ${PG_TLS_CLIENT_CA:+"$PG_TLS_CLIENT_CA"}; do
+        [[ -r $file ]] || { warn "TLS file $file cannot be read"; return 1; }
+    done
+    mkdir -m 700 "$PG_DIR/tls"
+    cp "$PG_TLS_CERT" "$PG_DIR/tls/server.pem"
+    cp "$PG_TLS_KEY" "$PG_DIR/tls/server.key"
+    chmod 600 "$PG_DIR/tls/server.key"
+    cat >>"$PG_DIR/data/postgresql.conf" <<CONF
+ssl = on
+ssl_cert_file = '$PG_DIR/tls/server.pem'
+ssl_key_file = '$PG_DIR/tls/server.key'
+ssl_min_protocol_version = 'TLSv1.2'
+CONF
+    if [[ -n ${PG_TLS_CLIENT_CA:-} ]]; then
+        cp "$PG_TLS_CLIENT_CA" "$PG_DIR/tls/client-ca.pem"
+        printf "ssl_ca_file = '%s'\n" "$PG_DIR/tls/client-ca.pem" >>"$PG_DIR/data/postgresql.conf"
+        clientcert=" clientcert=verify-full"
+    fi
+    # TLS or nothing on TCP: no `host` line, so a client without TLS matches no entry.
+    cat >"$PG_DIR/data/pg_hba.conf" <<HBA
+local   all all                 trust
+hostssl all all 127.0.0.1/32    scram-sha-256$clientcert
+hostssl all all ::1/128         scram-sha-256$clientcert
+HBA
+    if [[ $(id -u) -eq 0 ]]; then
+        chown -R postgres:postgres "$PG_DIR/tls" "$PG_DIR/data/pg_hba.conf"
+    fi
 }
 
 # _pg_pids_of DIR: PIDs of processes whose command line names DIR/data

@@ -6,6 +6,8 @@
 #   other.pem, other.key           signed by it, for DNS:wrong.example only
 #   untrusted-ca.pem, untrusted-ca.key   a second CA that clients are not given
 #   untrusted.pem, untrusted.key   signed by the second CA, for localhost/127.0.0.1
+#   client.pem, client.key         a client certificate signed by the first CA, CN=tidings
+#                                  (the test PostgreSQL role), for clientAuth
 # Usage: scripts/peers/make_test_ca.sh DIR
 set -euo pipefail
 
@@ -80,8 +82,35 @@ EOF
         -out "$dir/$name.pem"
 }
 
+# make_client NAME CA CN: NAME.pem / NAME.key, a client certificate for CN signed by CA.
+make_client() {
+    local name=$1 ca=$2 cn=$3
+    new_key "$dir/$name.key"
+    cat >"$work/$name.cnf" <<EOF
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = $cn
+[client_ext]
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+EOF
+    quiet openssl req -new -sha256 -key "$dir/$name.key" -config "$work/$name.cnf" \
+        -out "$work/$name.csr"
+    quiet openssl x509 -req -sha256 -days 2 -in "$work/$name.csr" \
+        -CA "$dir/$ca.pem" -CAkey "$dir/$ca.key" \
+        -set_serial "0x$(openssl rand -hex 16)" \
+        -extfile "$work/$name.cnf" -extensions client_ext \
+        -out "$dir/$name.pem"
+}
+
 make_ca ca "Tidings Test CA"
 make_leaf server ca localhost "DNS:localhost, IP:127.0.0.1"
 make_leaf other ca wrong.example "DNS:wrong.example"
 make_ca untrusted-ca "Tidings Untrusted Test CA"
 make_leaf untrusted untrusted-ca localhost "DNS:localhost, IP:127.0.0.1"
+make_client client ca tidings

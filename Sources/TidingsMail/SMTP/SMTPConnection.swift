@@ -1,3 +1,5 @@
+import Crypto
+import Foundation
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -12,14 +14,21 @@ public struct SMTPEndpoint: Sendable, Hashable {
     public var password: String?
     /// The name this client gives in EHLO.
     public var clientName: String
+    /// Base64 SHA-256 digests of public keys (SPKI), one of which the server's certificate must
+    /// carry, besides passing the usual checks; empty for no pinning.
+    public var tlsPins: [String]
 
-    public init(host: String, port: Int, security: SMTPSession.Security, username: String? = nil, password: String? = nil, clientName: String) {
+    public init(
+        host: String, port: Int, security: SMTPSession.Security, username: String? = nil, password: String? = nil, clientName: String,
+        tlsPins: [String] = []
+    ) {
         self.host = host
         self.port = port
         self.security = security
         self.username = username
         self.password = password
         self.clientName = clientName
+        self.tlsPins = tlsPins
     }
 
     /// 127.0.0.0/8, ::1 or localhost: the only servers a password may reach without TLS.
@@ -68,12 +77,12 @@ public struct SMTPTLSSettings: Sendable, Hashable {
         self.additionalTrustRoots = additionalTrustRoots
     }
 
-    func makeContext() throws -> NIOSSLContext {
+    func makeConfiguration() -> TLSConfiguration {
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.minimumTLSVersion = .tlsv12
         configuration.certificateVerification = .fullVerification
         configuration.additionalTrustRoots = additionalTrustRoots.map { .file($0) }
-        return try NIOSSLContext(configuration: configuration)
+        return configuration
     }
 }
 
@@ -83,6 +92,31 @@ public struct SMTPTLSInfo: Sendable, Hashable, Codable {
     public var version: String
     /// The IANA name of the cipher suite, e.g. `TLS_AES_128_GCM_SHA256`.
     public var cipher: String
+    /// Whether the handshake verified the server's certificate: a trusted chain naming the host.
+    public var verified: Bool
+    /// Base64 SHA-256 of the server certificate's public key (SPKI): what a pin names.
+    public var serverKey: String?
+    /// `true` when the server's key matched one of the endpoint's pins, `false` when it matched
+    /// none (the connection is then closed), `nil` when the endpoint has no pins.
+    public var pinMatched: Bool?
+
+    public init(version: String, cipher: String, verified: Bool, serverKey: String? = nil, pinMatched: Bool? = nil) {
+        self.version = version
+        self.cipher = cipher
+        self.verified = verified
+        self.serverKey = serverKey
+        self.pinMatched = pinMatched
+    }
+}
+
+/// Public-key pinning: the digest `openssl x509 -pubkey -noout | openssl pkey -pubin -outform
+/// der | openssl dgst -sha256 -binary | base64` prints for a certificate.
+public enum SMTPKeyPin {
+    /// Base64 SHA-256 of the DER SubjectPublicKeyInfo of `certificate`.
+    public static func digest(of certificate: NIOSSLCertificate) throws -> String {
+        let spki = try certificate.extractPublicKey().toSPKIBytes()
+        return Data(SHA256.hash(data: spki)).base64EncodedString()
+    }
 }
 
 /// One step of a conversation with a server, as a person checking the settings reads it.
@@ -98,7 +132,16 @@ public struct SMTPStepRecord: Sendable, Hashable, Codable {
 public struct SMTPConnectionError: Error, Sendable, CustomStringConvertible {
     public var reason: String
     public var steps: [SMTPStepRecord]
+    /// The TLS negotiated before the failure, if the handshake completed (a pin mismatch, a
+    /// refused password).
+    public var tls: SMTPTLSInfo?
     public var description: String { reason }
+
+    public init(reason: String, steps: [SMTPStepRecord], tls: SMTPTLSInfo? = nil) {
+        self.reason = reason
+        self.steps = steps
+        self.tls = tls
+    }
 }
 
 /// One open connection to an SMTP server, ready for transactions one after another.
@@ -126,12 +169,14 @@ public final class SMTPConnection: Sendable {
             security: endpoint.security, clientName: endpoint.clientName, username: endpoint.username, password: endpoint.password,
             mayAuthenticateInClear: endpoint.isLoopback
         )
+        let tlsConfiguration = tls.makeConfiguration()
         let sslContext: NIOSSLContext?
         do {
-            sslContext = endpoint.security == .none ? nil : try tls.makeContext()
+            sslContext = endpoint.security == .none ? nil : try NIOSSLContext(configuration: tlsConfiguration)
         } catch {
             throw SMTPConnectionError(reason: "the TLS settings are unusable: \(error)", steps: [])
         }
+        let verifies = tlsConfiguration.certificateVerification == .fullVerification
         let serverName = Self.isIPAddress(endpoint.host) ? nil : endpoint.host
         let eventLoop = group.next()
         let ready = eventLoop.makePromise(of: SMTPClientHandler.Opened.self)
@@ -142,7 +187,8 @@ public final class SMTPConnection: Sendable {
                 do {
                     let handler = SMTPClientHandler(
                         session: SMTPSession(configuration: configuration), timeouts: timeouts, ready: ready,
-                        makeTLS: sslContext.map { context in { try NIOSSLClientHandler(context: context, serverHostname: serverName) } }
+                        makeTLS: sslContext.map { context in { try NIOSSLClientHandler(context: context, serverHostname: serverName) } },
+                        verifies: verifies, pins: endpoint.tlsPins
                     )
                     let operations = channel.pipeline.syncOperations
                     if endpoint.security == .implicitTLS, let sslContext {
@@ -230,6 +276,9 @@ final class SMTPClientHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var parser = SMTPReplyParser()
     private let timeouts: SMTPTimeouts
     private let makeTLS: (() throws -> NIOSSLClientHandler)?
+    /// Whether the TLS settings verify the certificate (recorded with each connection).
+    private let verifies: Bool
+    private let pins: [String]
     private var ready: EventLoopPromise<Opened>?
     private var transaction: EventLoopPromise<[String: SMTPSession.Outcome]>?
     private var quitting: EventLoopPromise<SMTPStepRecord?>?
@@ -242,11 +291,16 @@ final class SMTPClientHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The reply the current timer is for.
     private var awaited: SMTPSession.Step?
 
-    init(session: SMTPSession, timeouts: SMTPTimeouts, ready: EventLoopPromise<Opened>, makeTLS: (() throws -> NIOSSLClientHandler)?) {
+    init(
+        session: SMTPSession, timeouts: SMTPTimeouts, ready: EventLoopPromise<Opened>, makeTLS: (() throws -> NIOSSLClientHandler)?,
+        verifies: Bool, pins: [String]
+    ) {
         self.session = session
         self.timeouts = timeouts
         self.ready = ready
         self.makeTLS = makeTLS
+        self.verifies = verifies
+        self.pins = pins
     }
 
     var isIdle: Bool { !finished && ready == nil && transaction == nil && session.awaiting == nil }
@@ -296,10 +350,31 @@ final class SMTPClientHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case .handshakeCompleted = event as? TLSUserEvent {
-            let version = (try? context.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self))?.tlsVersion
+            let tlsHandler = try? context.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self)
             let cipher = (try? context.pipeline.syncOperations.handler(type: TLSServerHelloObserver.self))?.cipher
-            tls = SMTPTLSInfo(version: version.map(Self.name) ?? "unknown", cipher: cipher.map(TLSServerHelloObserver.name) ?? "unknown")
-            steps.append(SMTPStepRecord(step: SMTPSession.Step.tlsHandshake.rawValue, ok: true, detail: "\(tls!.version), \(tls!.cipher)"))
+            var info = SMTPTLSInfo(
+                version: tlsHandler?.tlsVersion.map(Self.name) ?? "unknown", cipher: cipher.map(TLSServerHelloObserver.name) ?? "unknown",
+                verified: verifies, serverKey: tlsHandler?.peerCertificate.flatMap { try? SMTPKeyPin.digest(of: $0) }
+            )
+            // The pin is checked before a byte goes over the new TLS: for STARTTLS before the
+            // second EHLO, for implicit TLS before the greeting is read.
+            if !pins.isEmpty {
+                info.pinMatched = info.serverKey.map(pins.contains) ?? false
+            }
+            tls = info
+            if info.pinMatched == false {
+                let reason = """
+                    TLS certificate pin mismatch: the server's public key (SPKI SHA-256 \(info.serverKey ?? "unreadable")) \
+                    matches none of the \(pins.count) pinned for this server
+                    """
+                steps.append(SMTPStepRecord(step: SMTPSession.Step.tlsHandshake.rawValue, ok: false, detail: reason))
+                waitingForHandshake = false
+                perform(session.failed(reason))
+                return
+            }
+            var detail = "\(info.version), \(info.cipher), certificate \(info.verified ? "verified" : "not verified")"
+            if info.pinMatched == true { detail += ", pin matched" }
+            steps.append(SMTPStepRecord(step: SMTPSession.Step.tlsHandshake.rawValue, ok: true, detail: detail))
             if waitingForHandshake {
                 waitingForHandshake = false
                 perform(session.tlsEstablished())
@@ -385,7 +460,7 @@ final class SMTPClientHandler: ChannelInboundHandler, RemovableChannelHandler {
         timer = nil
         if let ready {
             self.ready = nil
-            ready.fail(SMTPConnectionError(reason: session.failure ?? "the server closed the connection", steps: steps))
+            ready.fail(SMTPConnectionError(reason: session.failure ?? "the server closed the connection", steps: steps, tls: tls))
         }
         if let quitting {
             self.quitting = nil

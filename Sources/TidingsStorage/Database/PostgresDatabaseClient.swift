@@ -10,20 +10,16 @@ public final class PostgresDatabaseClient: DatabaseClient {
     public var kind: DatabaseKind { .postgres }
 
     private let client: PostgresClient
+    private let settings: DatabaseURL.PostgresSettings
     private let logger: Logger
     /// Callers that arrive before `run()` wait here instead of racing the pool's start.
     private let started = Gate()
 
+    /// A pool for `settings`; TLS as its `sslmode` says (see `PostgresTLS.swift`).
     public init(settings: DatabaseURL.PostgresSettings, maxConnections: Int = 20, logger: Logger) throws {
-        let tls: PostgresClient.Configuration.TLS
-        switch settings.sslMode {
-        case "disable": tls = .disable
-        case "require": tls = .require(.makeClientConfiguration())
-        default: tls = .prefer(.makeClientConfiguration())
-        }
         var configuration = PostgresClient.Configuration(
             host: settings.host, port: settings.port, username: settings.username,
-            password: settings.password, database: settings.database, tls: tls
+            password: settings.password, database: settings.database, tls: try settings.clientTLS()
         )
         configuration.options.maximumConnections = maxConnections
         configuration.options.minimumConnections = 0
@@ -38,7 +34,28 @@ public final class PostgresDatabaseClient: DatabaseClient {
         // Below info, PostgresNIO logs bound values and result rows: personal data.
         backgroundLogger.logLevel = max(backgroundLogger.logLevel, .info)
         self.client = PostgresClient(configuration: configuration, backgroundLogger: backgroundLogger)
+        self.settings = settings
         self.logger = ownLogger
+    }
+
+    /// Opens one connection, outside the pool, and closes it again: a server that cannot be
+    /// reached, refuses TLS or shows a certificate that does not verify fails here at once, with
+    /// the reason (`PostgresConnectionFailure`). The pool would only keep retrying in the
+    /// background and, a minute later, fail its callers without saying why.
+    public func checkConnection() async throws {
+        let configuration = PostgresConnection.Configuration(
+            host: settings.host, port: settings.port, username: settings.username,
+            password: settings.password, database: settings.database, tls: try settings.connectionTLS()
+        )
+        var quiet = logger
+        quiet.logLevel = max(quiet.logLevel, .info)
+        let connection: PostgresConnection
+        do {
+            connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: quiet)
+        } catch {
+            throw PostgresConnectionFailure(error, settings: settings)
+        }
+        try? await connection.close()
     }
 
     public func read<T: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> T) async throws -> T {

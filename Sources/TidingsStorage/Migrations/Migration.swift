@@ -3,7 +3,8 @@ import SQLKit
 /// One append-only change to the schema. A migration that has shipped is never edited;
 /// a new change is a new migration with the next number.
 public protocol Migration: Sendable {
-    /// Position in the sequence, starting at 1 with no gaps.
+    /// Position in the sequence, starting at 1; numbers only grow. A number may be reserved for
+    /// a change made alongside, so the list can have a gap until that change arrives.
     var number: Int { get }
     /// What the change does, e.g. `CreateContacts`.
     var name: String { get }
@@ -39,5 +40,6 @@ public enum Migrations {
         TemplateEmailServer(),
         CreateMessages(),
         APIKeyExposure(),
+        AddTLSPinsAndVerification(),
     ]
 }

@@ -15,7 +15,8 @@ public struct EmailServerRepository: Sendable {
     }
 
     private static let columns = """
-        id, name, host, port, security, username_sealed, password_sealed, max_connections, rate_limit, preset, is_default, created_at, updated_at
+        id, name, host, port, security, username_sealed, password_sealed, max_connections, rate_limit, preset, is_default, tls_pins,
+        created_at, updated_at
         """
 
     public func insert(_ server: EmailServer) async throws {
@@ -26,7 +27,7 @@ public struct EmailServerRepository: Sendable {
             VALUES (\(bind: server.id), \(bind: server.name), \(bind: server.host), \(bind: server.port), \(bind: server.security.rawValue),
                     \(bind: try seal(server.username, "username", server.id)), \(bind: try seal(server.password, "password", server.id)),
                     \(bind: server.maxConnections), \(bind: server.rateLimit), \(bind: server.preset), \(bind: server.isDefault),
-                    \(bind: Timestamp.format(server.createdAt)), \(bind: Timestamp.format(server.updatedAt)), \(bind: workspaceId))
+                    \(bind: Self.pins(server.tlsPins)), \(bind: Timestamp.format(server.createdAt)), \(bind: Timestamp.format(server.updatedAt)), \(bind: workspaceId))
             """).run()
     }
 
@@ -38,7 +39,7 @@ public struct EmailServerRepository: Sendable {
                 security = \(bind: server.security.rawValue), username_sealed = \(bind: try seal(server.username, "username", server.id)),
                 password_sealed = \(bind: try seal(server.password, "password", server.id)), max_connections = \(bind: server.maxConnections),
                 rate_limit = \(bind: server.rateLimit), preset = \(bind: server.preset), is_default = \(bind: server.isDefault),
-                updated_at = \(bind: Timestamp.format(server.updatedAt))
+                tls_pins = \(bind: Self.pins(server.tlsPins)), updated_at = \(bind: Timestamp.format(server.updatedAt))
             WHERE workspace_id = \(bind: workspaceId) AND id = \(bind: server.id)
             """).run()
     }
@@ -86,6 +87,11 @@ public struct EmailServerRepository: Sendable {
             """).run()
     }
 
+    /// Pins are base64, which holds no space: stored space-separated, NULL for none.
+    private static func pins(_ pins: [String]) -> String? {
+        pins.isEmpty ? nil : pins.joined(separator: " ")
+    }
+
     private func seal(_ value: String?, _ column: String, _ id: String) throws -> String? {
         try value.map { try vault.seal($0, table: "email_servers", column: column, row: id) }
     }
@@ -105,6 +111,7 @@ public struct EmailServerRepository: Sendable {
             username: try await open("username"), password: try await open("password"),
             maxConnections: try row.decode(column: "max_connections", as: Int.self), rateLimit: try row.decode(column: "rate_limit", as: Double?.self),
             preset: try row.decode(column: "preset", as: String?.self), isDefault: try row.decode(column: "is_default", as: Bool.self),
+            tlsPins: (try row.decode(column: "tls_pins", as: String?.self) ?? "").split(separator: " ").map(String.init),
             createdAt: try row.decodeTimestamp("created_at"), updatedAt: try row.decodeTimestamp("updated_at")
         )
     }

@@ -32,7 +32,7 @@ public struct MessageRepository: Sendable {
 
     private static let columns = """
         id, contact_id, template_id, template_slug, template_version, email_server_id, status, request_sealed, message_id_domain,
-        send_at, attempts, next_attempt_at, tls_version, tls_cipher, created_at, updated_at
+        send_at, attempts, next_attempt_at, tls_version, tls_cipher, tls_verified, created_at, updated_at
         """
 
     /// New messages, in one statement.
@@ -46,8 +46,8 @@ public struct MessageRepository: Sendable {
                  \(bind: message.templateVersion), \(bind: message.emailServerId), \(bind: message.status.rawValue),
                  \(bind: try sealRequest(message)), \(bind: Self.messageIdDomain(message)), \(bind: Timestamp.format(message.sendAt)),
                  \(bind: message.attempts), \(bind: message.nextAttemptAt.map(Timestamp.format)), \(bind: message.tlsVersion),
-                 \(bind: message.tlsCipher), \(bind: Timestamp.format(message.createdAt)), \(bind: Timestamp.format(message.updatedAt)),
-                 \(bind: workspaceId))
+                 \(bind: message.tlsCipher), \(bind: message.tlsVerified), \(bind: Timestamp.format(message.createdAt)),
+                 \(bind: Timestamp.format(message.updatedAt)), \(bind: workspaceId))
                 """)
         }
         try await db.raw("""
@@ -71,12 +71,14 @@ public struct MessageRepository: Sendable {
             rows.append("""
                 (\(bind: message.id), \(bind: message.status.rawValue), \(bind: try sealRequest(message)), \(bind: message.attempts),
                  \(bind: message.nextAttemptAt.map(Timestamp.format)), \(bind: message.emailServerId), \(bind: message.tlsVersion),
-                 \(bind: message.tlsCipher), \(bind: Timestamp.format(message.updatedAt)))
+                 \(bind: message.tlsCipher), \(bind: message.tlsVerified), \(bind: Timestamp.format(message.updatedAt)))
                 """)
         }
+        // tls_verified is cast: a VALUES column that is NULL in every row has no type of its own.
         try await db.raw("""
             UPDATE messages SET status = v.column2, request_sealed = v.column3, attempts = v.column4, next_attempt_at = v.column5,
-                email_server_id = v.column6, tls_version = v.column7, tls_cipher = v.column8, updated_at = v.column9
+                email_server_id = v.column6, tls_version = v.column7, tls_cipher = v.column8,
+                tls_verified = CAST(v.column9 AS BOOLEAN), updated_at = v.column10
             FROM (VALUES \(rows.joined(separator: ", "))) AS v
             WHERE messages.workspace_id = \(bind: workspaceId) AND messages.id = v.column1
             """).run()
@@ -230,6 +232,7 @@ public struct MessageRepository: Sendable {
             attempts: try row.decode(column: "attempts", as: Int.self),
             nextAttemptAt: try row.decode(column: "next_attempt_at", as: String?.self).flatMap(Timestamp.parse),
             tlsVersion: try row.decode(column: "tls_version", as: String?.self), tlsCipher: try row.decode(column: "tls_cipher", as: String?.self),
+            tlsVerified: try row.decode(column: "tls_verified", as: Bool?.self),
             createdAt: try row.decodeTimestamp("created_at"), updatedAt: try row.decodeTimestamp("updated_at")
         )
     }

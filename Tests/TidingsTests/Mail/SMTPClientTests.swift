@@ -13,16 +13,20 @@ struct SMTPClientTests {
         SMTPSession.Envelope(sender: "a@acme.test", recipients: recipients, message: message)
     }
 
-    static func endpoint(_ peer: SMTPPeer, _ security: SMTPSession.Security, host: String = "localhost", user: String? = nil, password: String? = nil) -> SMTPEndpoint {
-        SMTPEndpoint(host: host, port: peer.port, security: security, username: user, password: password, clientName: "client.acme.test")
+    static func endpoint(
+        _ peer: SMTPPeer, _ security: SMTPSession.Security, host: String = "localhost", user: String? = nil, password: String? = nil, pins: [String] = []
+    ) -> SMTPEndpoint {
+        SMTPEndpoint(host: host, port: peer.port, security: security, username: user, password: password, clientName: "client.acme.test", tlsPins: pins)
     }
 
     static let trusted = SMTPTLSSettings(additionalTrustRoots: [SMTPPeer.caFile])
     static let quick = SMTPTimeouts(connect: .seconds(5), greeting: .seconds(2), command: .seconds(2), dataInitiation: .seconds(2), dataTermination: .seconds(2))
 
     static func deliverOnce(_ peer: SMTPPeer, _ security: SMTPSession.Security, host: String = "localhost", user: String? = nil, password: String? = nil,
-                            tls: SMTPTLSSettings = trusted, recipients: [String] = ["b@example.com"]) async -> SMTPDelivery {
-        let pool = SMTPPool(endpoint: endpoint(peer, security, host: host, user: user, password: password), tls: tls, timeouts: quick, maxConnections: 1, rateLimit: nil)
+                            tls: SMTPTLSSettings = trusted, recipients: [String] = ["b@example.com"], pins: [String] = []) async -> SMTPDelivery {
+        let pool = SMTPPool(
+            endpoint: endpoint(peer, security, host: host, user: user, password: password, pins: pins), tls: tls, timeouts: quick, maxConnections: 1, rateLimit: nil
+        )
         let delivery = await pool.deliver(envelope(recipients))
         await pool.shutdown()
         return delivery
@@ -75,6 +79,58 @@ struct SMTPClientTests {
         try await SMTPPeer.with(["--mode", "implicit-tls"]) { peer in
             let delivery = await Self.deliverOnce(peer, .implicitTLS, tls: SMTPTLSSettings())
             #expect(peer.received().isEmpty && delivery.outcomes.count == 1)
+        }
+    }
+
+    @Test("A pinned key is checked on top of the usual verification, before anything goes over the new TLS")
+    func pinning() async throws {
+        let right = try await SMTPPeer.keyPin(of: "server")
+        let other = try await SMTPPeer.keyPin(of: "other")
+        #expect(right != other)
+        // The current key listed second, as while a new key is being rolled out.
+        try await SMTPPeer.with(["--mode", "implicit-tls"]) { peer in
+            let delivery = await Self.deliverOnce(peer, .implicitTLS, pins: [other, right])
+            #expect(delivery.outcomes["b@example.com"].map { if case .delivered = $0 { true } else { false } } == true, "\(delivery.outcomes)")
+            #expect(delivery.tls?.pinMatched == true && delivery.tls?.verified == true && delivery.tls?.serverKey == right)
+        }
+        // Without pins the key is still reported, and nothing is compared.
+        try await SMTPPeer.with(["--mode", "implicit-tls"]) { peer in
+            let delivery = await Self.deliverOnce(peer, .implicitTLS)
+            #expect(delivery.tls?.pinMatched == nil && delivery.tls?.serverKey == right && delivery.tls?.verified == true)
+        }
+        // A key matching no pin: implicit TLS ends before the greeting is even read.
+        try await SMTPPeer.with(["--mode", "implicit-tls"]) { peer in
+            let delivery = await Self.deliverOnce(peer, .implicitTLS, pins: [other])
+            guard case .deferred(let reason)? = delivery.outcomes["b@example.com"] else { Issue.record("\(delivery.outcomes)"); return }
+            #expect(reason.hasPrefix("TLS certificate pin mismatch"), "\(reason)")
+            #expect(reason.contains(right), "the reason shows the key the server has: \(reason)")
+            #expect(peer.commands().isEmpty, "\(peer.commands())")
+            #expect(peer.received().isEmpty)
+        }
+        // STARTTLS: no second EHLO, no AUTH, no password over the unpinned connection.
+        try await SMTPPeer.with(["--mode", "starttls-auth", "--user", "relay", "--password", "Pin-pass-5150"]) { peer in
+            do {
+                let connection = try await SMTPConnection.open(
+                    to: Self.endpoint(peer, .startTLS, user: "relay", password: "Pin-pass-5150", pins: [other]), tls: Self.trusted, timeouts: Self.quick
+                )
+                await connection.close()
+                Issue.record("a server whose key matches no pin was accepted")
+            } catch let error as SMTPConnectionError {
+                #expect(error.reason.hasPrefix("TLS certificate pin mismatch"))
+                #expect(error.tls?.pinMatched == false && error.tls?.serverKey == right)
+                let failed = try #require(error.steps.first { !$0.ok })
+                #expect(failed.step == "TLS handshake" && failed.detail.contains("pin mismatch"), "\(error.steps)")
+            }
+            #expect(peer.commands().last == "STARTTLS", "\(peer.commands())")
+            #expect(!peer.commands().contains { $0.hasPrefix("AUTH") })
+        }
+        // A pin adds to verification, it never replaces it: the right pin of an untrusted server is not enough.
+        let untrusted = try await SMTPPeer.keyPin(of: "untrusted")
+        try await SMTPPeer.with(["--mode", "implicit-tls"], certificate: "untrusted") { peer in
+            let delivery = await Self.deliverOnce(peer, .implicitTLS, pins: [untrusted])
+            guard case .deferred(let reason)? = delivery.outcomes["b@example.com"] else { Issue.record("\(delivery.outcomes)"); return }
+            #expect(reason.contains("TLS failed"), "\(reason)")
+            #expect(peer.received().isEmpty)
         }
     }
 

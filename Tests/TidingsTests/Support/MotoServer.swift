@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import Testing
+import TidingsDomain
 @testable import TidingsKMS
 
 /// A real `moto_server` on loopback, speaking the KMS and IAM APIs, with request signatures checked.
@@ -38,6 +39,8 @@ final class MotoServer: @unchecked Sendable {
         }
     }
 
+    /// Plain HTTP on loopback: allowed outside production only (`OutboundURLPolicy`), so every
+    /// Tidings pointed at it runs as `development`.
     var endpoint: String { "http://127.0.0.1:\(port)" }
 
     private init(process: Process, logFile: URL, port: Int, credentials: AWSCredentials) {
@@ -136,7 +139,7 @@ final class MotoServer: @unchecked Sendable {
         keyId: String, credentials: AWSCredentials? = nil, _ body: (AWSKMSKeyProvider) async throws -> T
     ) async throws -> T {
         try await withKMSProvider(.init(
-            keyId: keyId, region: Self.region, endpoint: try KMSEndpoint(parsing: endpoint), credentials: credentials ?? self.credentials
+            keyId: keyId, region: Self.region, endpoint: try KMSEndpoint(parsing: endpoint, policy: .development), credentials: credentials ?? self.credentials
         ), body)
     }
 
@@ -147,7 +150,7 @@ final class MotoServer: @unchecked Sendable {
             struct Metadata: Decodable { var KeyId: String }
             var KeyMetadata: Metadata
         }
-        let client = KMSClient(endpoint: try KMSEndpoint(parsing: endpoint), region: Self.region, credentials: credentials)
+        let client = KMSClient(endpoint: try KMSEndpoint(parsing: endpoint, policy: .development), region: Self.region, credentials: credentials)
         do {
             let output: Output = try await client.perform("CreateKey", Input())
             try await client.shutdown()
@@ -250,4 +253,10 @@ func withKMSProvider<T: Sendable>(_ settings: AWSKMSKeyProvider.Settings, _ body
         try? await provider.shutdown()
         throw error
     }
+}
+
+extension OutboundURLPolicy {
+    /// What a development instance allows: plain http:// to loopback, as moto_server speaks it.
+    static let development = OutboundURLPolicy(environment: .development)
+    static let production = OutboundURLPolicy(environment: .production)
 }

@@ -174,3 +174,17 @@ func dkimVerify(_ message: [UInt8], records: [String: String]) async throws -> [
     guard result.status == 0 else { throw SMTPPeer.Failure(description: "dkimpy failed: \(result.stderr)") }
     return result.stdout.split(separator: "\n").map { $0 == "True" }
 }
+
+extension SMTPPeer {
+    /// The pin of one of the test CA's certificates (`server`, `other`, `untrusted`), made as the
+    /// README tells operators to make it: openssl's SHA-256 of the DER public key, in base64.
+    static func keyPin(of certificate: String) async throws -> String {
+        let path = certificates.appendingPathComponent("\(certificate).pem").path
+        let result = try await run("/bin/bash", ["-c", """
+            set -o pipefail
+            openssl x509 -pubkey -noout -in "$1" | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64
+            """, "pin", path])
+        guard result.status == 0 else { throw Failure(description: "openssl could not make the pin of \(path): \(result.stderr)") }
+        return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
