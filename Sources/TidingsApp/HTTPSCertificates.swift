@@ -79,7 +79,7 @@ final class HTTPSCertificates: Sendable {
     }
 
     /// ACME's private keys are sealed with the instance's data key, bound to the CA's directory URL.
-    private static func sealer(_ keyring: Keyring, directoryURL: URL) -> KeySealer {
+    static func sealer(_ keyring: Keyring, directoryURL: URL) -> KeySealer {
         KeySealer(
             seal: { plaintext, name in
                 try await keyring.vault(for: Vault.instanceScope)

@@ -61,9 +61,9 @@ public struct LocalCertificateAuthority: Sendable {
         }
         let key = P256.Signing.PrivateKey()
         let certificate = try issue(for: names, key: key, authority: authority, now: now)
-        let pem = try certificate.serializeAsPEM().pemString
+        let pem = try certificate.serializeAsPEM().pemString + "\n"
         try AtomicFile.write(key.pemRepresentation, to: keyPath, mode: 0o600)
-        try AtomicFile.write(pem + "\n", to: certificatePath, mode: 0o644)
+        try AtomicFile.write(pem, to: certificatePath, mode: 0o644)
         return Outcome(
             certificateChainPEM: pem, privateKeyPEM: key.pemRepresentation, createdAuthority: createdAuthority,
             issuedCertificate: true, notValidAfter: certificate.notValidAfter

@@ -68,7 +68,7 @@ struct AccountsWebTests {
             let workspace = try await tidings.makeWorkspace()
             let added = try await tidings.accounts.addMember(workspaceId: workspace.id, email: "nora.new@example.com", role: .developer, by: .tester)
             let link = try #require(added.setupLink)
-            #expect(link.hasPrefix("http://127.0.0.1:8080/setup/"))
+            #expect(link.hasPrefix("https://localhost:8443/setup/"), "links use the public URL, HTTPS by default")
             let path = String(link[try #require(link.range(of: "/setup/")).lowerBound...])
             let browser = Browser(client)
             let form = try await browser.get(path)

@@ -12,6 +12,8 @@ final class ServerProcess: @unchecked Sendable {
     /// With `.https`: the plain-HTTP port (redirects, ACME challenges).
     private(set) var plainPort = 0
     let transport: Transport
+    /// The plain-HTTP port to listen on (0: any free one).
+    let requestedHTTPPort: Int
 
     /// How the server is reached: `.https` as an operator runs it (the local CA's certificate),
     /// or plain HTTP in development mode for tests about something else.
@@ -42,10 +44,11 @@ final class ServerProcess: @unchecked Sendable {
 
     init(
         dataDirectory: URL, databaseURL: String, ownerURL: String? = nil, extraEnvironment: [String: String] = [:],
-        transport: Transport = .developmentPlainHTTP
+        transport: Transport = .developmentPlainHTTP, httpPort: Int = 0
     ) {
         self.dataDirectory = dataDirectory
         self.transport = transport
+        self.requestedHTTPPort = httpPort
         self.logFile = dataDirectory.appendingPathComponent("server.log")
         var environment = ProcessInfo.processInfo.environment
         // When the suite's logs are captured, servers log everything, so a leak at any level shows.
@@ -67,7 +70,7 @@ final class ServerProcess: @unchecked Sendable {
         FileManager.default.createFile(atPath: logFile.path, contents: nil)
         let handle = try FileHandle(forWritingTo: logFile)
         process.executableURL = URL(fileURLWithPath: try Self.binary)
-        process.arguments = ["serve", "--port", "0", "--https-port", "0"]
+        process.arguments = ["serve", "--port", "\(requestedHTTPPort)", "--https-port", "0"]
         process.environment = environment
         process.standardOutput = handle
         process.standardError = handle
