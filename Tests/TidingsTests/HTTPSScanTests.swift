@@ -54,6 +54,46 @@ struct HTTPSScanTests {
         await scratch.remove()
     }
 
+    @Test("Behind a trusted TLS-terminating proxy the plain-HTTP port serves the API; anyone else's forwarding headers count for nothing")
+    func trustedProxy() async throws {
+        let scratch = try await Scratch.make(.sqlite)
+        let server = ServerProcess(
+            dataDirectory: scratch.directory, databaseURL: scratch.databaseURL, ownerURL: scratch.ownerURL,
+            extraEnvironment: ["TIDINGS_TRUSTED_PROXIES": "127.0.0.0/8"], transport: .https
+        )
+        try await server.start()
+        let created = try await server.command(["workspace", "create", "--name", "Proxy", "--owner-email", "owner@proxy.test", "--json"])
+        let key = try #require((try JSONSerialization.jsonObject(with: Data(created.stdout.utf8)) as? [String: String])?["apiKey"])
+        let proxied = try await run("/usr/bin/curl", [
+            "-sS", "-D", "-", "\(server.plainURL)/v1/contacts", "--header", "Authorization: Bearer \(key)",
+            "--header", "X-Forwarded-Proto: https", "--header", "X-Forwarded-For: 198.51.100.23, 127.0.0.1",
+        ])
+        #expect(proxied.stdout.hasPrefix("HTTP/1.1 200"), "\(proxied.stdout)")
+        #expect(proxied.stdout.lowercased().contains("strict-transport-security: max-age=63072000"))
+        // The access log names the client behind the proxy, truncated.
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(server.log.contains("client=198.51.100.0"))
+        #expect(!server.log.contains("198.51.100.23"))
+        #expect(try await server.stop() == 0)
+        await scratch.remove()
+
+        // The same request from a peer that is not trusted is plain HTTP with a key in it.
+        let other = try await Scratch.make(.sqlite)
+        let untrusting = ServerProcess(
+            dataDirectory: other.directory, databaseURL: other.databaseURL, ownerURL: other.ownerURL,
+            extraEnvironment: ["TIDINGS_TRUSTED_PROXIES": "10.0.0.0/8"], transport: .https
+        )
+        try await untrusting.start()
+        let made = try await untrusting.command(["workspace", "create", "--name", "Proxy", "--owner-email", "owner@proxy.test", "--json"])
+        let otherKey = try #require((try JSONSerialization.jsonObject(with: Data(made.stdout.utf8)) as? [String: String])?["apiKey"])
+        let spoofed = try await curl([
+            "\(untrusting.plainURL)/v1/contacts", "--header", "Authorization: Bearer \(otherKey)", "--header", "X-Forwarded-Proto: https",
+        ])
+        #expect(spoofed.status == 403)
+        #expect(try await untrusting.stop() == 0)
+        await other.remove()
+    }
+
     private func scanWithSSLyze(_ sslyze: String, server: ServerProcess) async throws {
         let report = server.dataDirectory.appendingPathComponent("sslyze.json")
         let scan = try await run(sslyze, [
