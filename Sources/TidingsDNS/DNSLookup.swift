@@ -36,8 +36,8 @@ public enum DNSLookupError: Error, Sendable, Equatable, CustomStringConvertible 
     case nameNotFound(DNSName)
     /// The server answered with an error code (SERVFAIL, REFUSED, …).
     case serverFailure(server: String, code: DNSResponseCode)
-    /// No answer within the time allowed, from every server and attempt.
-    case timeout(server: String, seconds: Int)
+    /// No answer within the time allowed (per try), from every server and attempt.
+    case timeout(server: String, after: Duration)
     /// The server could not be reached (connection refused, no route, …).
     case unreachable(server: String, reason: String)
     /// The server's answer could not be read, or answered another question.
@@ -47,10 +47,15 @@ public enum DNSLookupError: Error, Sendable, Equatable, CustomStringConvertible 
         switch self {
         case .nameNotFound(let name): "\(name) does not exist (NXDOMAIN)"
         case .serverFailure(let server, let code): "the DNS server \(server) answered \(code)"
-        case .timeout(let server, let seconds): "the DNS server \(server) did not answer within \(seconds) s"
+        case .timeout(let server, let limit): "the DNS server \(server) did not answer within \(Self.seconds(limit)) s"
         case .unreachable(let server, let reason): "the DNS server \(server) cannot be reached: \(reason)"
         case .malformedAnswer(let server, let reason): "the DNS server \(server) sent an unreadable answer: \(reason)"
         }
+    }
+
+    static func seconds(_ duration: Duration) -> String {
+        let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        return milliseconds % 1000 == 0 ? String(milliseconds / 1000) : String(Double(milliseconds) / 1000)
     }
 
     /// A short name for logs: no server address, no reason text.

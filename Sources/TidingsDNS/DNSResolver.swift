@@ -59,7 +59,7 @@ public struct DNSResolver: DNSLookup {
                 }
             }
         }
-        throw lastError ?? .timeout(server: servers[0].description, seconds: Int(timeout.components.seconds))
+        throw lastError ?? .timeout(server: servers[0].description, after: timeout)
     }
 
     /// One question to one server: UDP first, TCP when the UDP answer is truncated.
@@ -135,7 +135,7 @@ public struct DNSResolver: DNSLookup {
             group.addTask { try await body() }
             group.addTask { [timeout] in
                 try await Task.sleep(for: timeout)
-                throw DNSLookupError.timeout(server: server.description, seconds: Int(timeout.components.seconds))
+                throw DNSLookupError.timeout(server: server.description, after: timeout)
             }
             defer { group.cancelAll() }
             return try await group.next()!

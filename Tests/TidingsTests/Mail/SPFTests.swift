@@ -137,7 +137,7 @@ struct SPFTests {
     @Test("A name that cannot be looked up is a DNS error, not a verdict")
     func dnsFailure() async throws {
         let dns = StaticDNS(failing: ["slow.test"])
-        await #expect(throws: DNSLookupError.timeout(server: "static", seconds: 1)) {
+        await #expect(throws: DNSLookupError.timeout(server: "static", after: .seconds(1))) {
             try await analyse("v=spf1 include:slow.test -all", dns)
         }
     }

@@ -33,7 +33,7 @@ final class StaticDNS: DNSLookup {
 
     func records(_ type: DNSRecordType, at name: DNSName) async throws(DNSLookupError) -> [DNSRecordData] {
         asked.withLock { $0.append("\(type) \(name)") }
-        if failing.contains(name) { throw .timeout(server: "static", seconds: 1) }
+        if failing.contains(name) { throw .timeout(server: "static", after: .seconds(1)) }
         guard let all = records[name] else { throw .nameNotFound(name) }
         return all.filter { data in
             switch (type, data) {
