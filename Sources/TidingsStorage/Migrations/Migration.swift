@@ -38,5 +38,6 @@ public enum Migrations {
         CreateEmailServers(),
         TemplateEmailServer(),
         CreateMessages(),
+        CreateDomainChecks(),
     ]
 }
