@@ -158,18 +158,22 @@ public struct DomainChecker: Sendable {
         var fixes: [String] = []
         var status = DomainCheck.Status.pass
         let lookupText = "\(analysis.lookups) of \(SPFAnalysis.lookupLimit) DNS lookups"
-        if analysis.lookups > SPFAnalysis.lookupLimit {
+        if analysis.exceedsLookupLimit {
             status = .fail
             findings.append("Your SPF record needs \(analysis.lookups) DNS lookups; the limit is \(SPFAnalysis.lookupLimit), and receivers stop at it with a permanent error.")
             let costly = analysis.costs.filter { $0.lookups > 1 }.sorted { $0.lookups > $1.lookups }
             let names = (costly.isEmpty ? analysis.costs : costly).prefix(3).map { "\($0.term) (\($0.lookups))" }
             fixes.append("Cut it to \(SPFAnalysis.lookupLimit) or fewer: flatten \(names.joined(separator: ", ")) by listing the ip4:/ip6: ranges they publish instead, or remove mechanisms no server needs (each a, mx, include and exists costs a lookup).")
         }
-        let otherProblems = analysis.problems.filter { !$0.hasPrefix("Evaluating the record takes") }
-        if !otherProblems.isEmpty {
+        if analysis.exceedsVoidLookupLimit {
             status = .fail
-            findings += otherProblems
-            fixes.append("Correct the record at \(domain) so every include and redirect names a domain with exactly one SPF record.")
+            findings.append("\(analysis.voidLookups) of its lookups find nothing; receivers give up with a permanent error after \(SPFAnalysis.voidLookupLimit).")
+            fixes.append("Remove the terms that find nothing: \(analysis.voidTerms.joined(separator: " ")).")
+        }
+        if !analysis.problems.isEmpty {
+            status = .fail
+            findings += analysis.problems
+            fixes.append("Correct the record at \(domain): every include and redirect must name a domain with exactly one valid SPF record, without loops.")
         }
         if let all = record.directives.last(where: { $0.mechanism == .all }), all.qualifier == .pass {
             status = .fail
@@ -231,6 +235,10 @@ public struct DomainChecker: Sendable {
                 case .temperror:
                     status = max(status, .error)
                     failures.append("\(address): temperror (\(outcome.reason ?? "DNS failed"))")
+                case .permerror:
+                    // The record's own error (reported above) is what to fix, not the address.
+                    status = .fail
+                    failures.append("\(address): permerror (\(outcome.reason ?? "the record is invalid"))")
                 default:
                     status = .fail
                     let because = outcome.decidedBy.map { " by \($0)" } ?? outcome.reason.map { " (\($0))" } ?? ""

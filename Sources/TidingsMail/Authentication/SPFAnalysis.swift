@@ -37,9 +37,27 @@ public struct SPFAnalysis: Sendable, Equatable {
     public var includedDomains: Set<String> = []
     /// The top-level terms that cost lookups, with what each costs including its includes.
     public var costs: [(term: String, lookups: Int)] = []
-    /// What makes the record a permanent error for receivers.
+    /// The terms (at any depth) whose lookup found nothing.
+    public var voidTerms: [String] = []
+    /// What makes the record a permanent error for receivers, besides the two limits:
+    /// includes and redirects without a usable record, loops, too many MX records.
     public var problems: [String] = []
     public var warnings: [String] = []
+
+    public var exceedsLookupLimit: Bool { lookups > Self.lookupLimit }
+    public var exceedsVoidLookupLimit: Bool { voidLookups > Self.voidLookupLimit }
+
+    /// Every reason the record is a permanent error, the limits first.
+    public var allProblems: [String] {
+        var all: [String] = []
+        if exceedsLookupLimit {
+            all.append("Evaluating the record takes \(lookups) DNS lookups; the limit is \(Self.lookupLimit) (RFC 7208 §4.6.4).")
+        }
+        if exceedsVoidLookupLimit {
+            all.append("\(voidLookups) of the record's lookups find nothing; receivers give up after \(Self.voidLookupLimit) (RFC 7208 §4.6.4).")
+        }
+        return all + problems
+    }
 
     public static let lookupLimit = 10
     public static let voidLookupLimit = 2
@@ -47,7 +65,7 @@ public struct SPFAnalysis: Sendable, Equatable {
     static let walkLimit = 40
 
     public static func == (lhs: SPFAnalysis, rhs: SPFAnalysis) -> Bool {
-        lhs.lookups == rhs.lookups && lhs.voidLookups == rhs.voidLookups && lhs.includedDomains == rhs.includedDomains
+        lhs.lookups == rhs.lookups && lhs.voidLookups == rhs.voidLookups && lhs.includedDomains == rhs.includedDomains && lhs.voidTerms == rhs.voidTerms
             && lhs.costs.map(\.term) == rhs.costs.map(\.term) && lhs.costs.map(\.lookups) == rhs.costs.map(\.lookups)
             && lhs.problems == rhs.problems && lhs.warnings == rhs.warnings
     }
@@ -57,14 +75,6 @@ public struct SPFAnalysis: Sendable, Equatable {
         var analysis = SPFAnalysis()
         analysis.warnings = record.warnings
         try await analysis.walk(record, at: domain, path: [domain], topLevel: true, lookup: lookup)
-        if analysis.lookups > lookupLimit {
-            analysis.problems.append("Evaluating the record takes \(analysis.lookups) DNS lookups; the limit is \(lookupLimit) (RFC 7208 §4.6.4).")
-        }
-        if analysis.voidLookups > voidLookupLimit {
-            analysis.problems.append(
-                "\(analysis.voidLookups) of the record's lookups find nothing; receivers give up after \(voidLookupLimit) (RFC 7208 §4.6.4)."
-            )
-        }
         return analysis
     }
 
@@ -80,6 +90,7 @@ public struct SPFAnalysis: Sendable, Equatable {
                 guard let target = literalName(spec, default: domain, term: directive.text) else { break }
                 if try await lookup.addresses(of: target).isEmpty {
                     voidLookups += 1
+                    voidTerms.append(directive.text)
                     warnings.append("\(directive.text): \(target) has no A or AAAA record.")
                 }
             case .mx(let spec, _, _):
@@ -87,13 +98,17 @@ public struct SPFAnalysis: Sendable, Equatable {
                 let exchanges = try await lookup.recordsOrNone(.mx, at: target)
                 if exchanges.isEmpty {
                     voidLookups += 1
+                    voidTerms.append(directive.text)
                     warnings.append("\(directive.text): \(target) has no MX record.")
                 } else if exchanges.count > 10 {
                     problems.append("\(directive.text): \(target) has \(exchanges.count) MX records; an mx mechanism may look up at most 10 (RFC 7208 §4.6.4).")
                 }
             case .ptr(let spec):
                 guard let target = literalName(spec, default: domain, term: directive.text) else { break }
-                if try await lookup.addresses(of: target).isEmpty { voidLookups += 1 }
+                if try await lookup.addresses(of: target).isEmpty {
+                    voidLookups += 1
+                    voidTerms.append(directive.text)
+                }
             default:
                 break
             }
@@ -117,6 +132,7 @@ public struct SPFAnalysis: Sendable, Equatable {
         switch try await SPFLookup.fetch(target, using: lookup) {
         case .missing(let nameExists):
             voidLookups += 1
+            voidTerms.append(term)
             problems.append(nameExists
                 ? "\(term): \(target) publishes no SPF record, which makes the whole record a permanent error."
                 : "\(term): \(target) does not exist, which makes the whole record a permanent error.")

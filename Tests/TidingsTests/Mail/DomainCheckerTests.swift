@@ -42,6 +42,10 @@ struct DomainCheckerTests {
         #expect(alone.status == .warning && alone.fix == "Add an email server and verify again.")
         let local = await checker.spf(domain: "local.test", servers: [DomainChecker.Server(name: "Postfix", host: "127.0.0.1", spfInclude: nil)])
         #expect(local.status == .warning && local.summary.contains("runs on this machine"), "\(local.summary)")
+        let voids = await DomainChecker(lookup: StaticDNS(txt: ["acme.test": ["v=spf1 a:n1.test a:n2.test mx:n3.test ip4:192.0.2.25 -all"]]), helo: "x.test")
+            .spf(domain: "acme.test", servers: [DomainChecker.Server(name: "Literal", host: "192.0.2.25", spfInclude: nil)])
+        #expect(voids.status == .fail && voids.voidLookups == 3, "\(voids.summary)")
+        #expect(voids.fix == "Remove the terms that find nothing: a:n1.test a:n2.test mx:n3.test.")
     }
 
     @Test("SPF: a missing record is a fix built from the workspace's servers")
