@@ -54,7 +54,7 @@ struct DomainChecksAPITests {
     }
 
     static func flags(_ server: DNSServer) -> [String: String] {
-        [TidingsConfiguration.Key.dnsServer: server.address, TidingsConfiguration.Key.dnsTimeout: "2"]
+        [TidingsConfiguration.Key.dnsServer: server.address, TidingsConfiguration.Key.dnsTimeout: "5"]
     }
 
     static func checks(_ reply: TestClient.Reply) -> [[String: Any]] {
@@ -278,7 +278,7 @@ struct DomainChecksAPITests {
             let dmarc = Self.check(verified, "dmarc")
             #expect((dmarc["summary"] as? String)?.contains("did not answer within 1 s") == true, "\(dmarc)")
             #expect((dmarc["fix"] as? String)?.contains("TIDINGS_DNS_SERVER") == true)
-            #expect(ContinuousClock.now - started < .seconds(15), "the checks ask concurrently")
+            #expect(ContinuousClock.now - started < .seconds(20), "the checks ask concurrently: about 2 × 1 s, not 4 × 2 × 1 s")
         }
         try await DNSServer.with { server in
             try await withAPI(backend, flags: Self.flags(server)) { api, tidings in

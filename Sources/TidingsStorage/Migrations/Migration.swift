@@ -3,7 +3,9 @@ import SQLKit
 /// One append-only change to the schema. A migration that has shipped is never edited;
 /// a new change is a new migration with the next number.
 public protocol Migration: Sendable {
-    /// Position in the sequence, starting at 1 with no gaps.
+    /// Position in the sequence, increasing from 1. Changes developed side by side agree on
+    /// their numbers up front, so a number may be missing until its change lands; the
+    /// migrator applies every pending migration, whatever its number.
     var number: Int { get }
     /// What the change does, e.g. `CreateContacts`.
     var name: String { get }

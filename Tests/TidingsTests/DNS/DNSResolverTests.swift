@@ -5,8 +5,9 @@ import TidingsDNS
 /// The resolver against a real DNS server: dnsmasq on loopback.
 @Suite("DNS resolver (dnsmasq)")
 struct DNSResolverTests {
-    func resolver(_ server: DNSServer, timeout: Duration = .seconds(2)) -> DNSResolver {
-        DNSResolver(servers: [DNSServerAddress(host: "127.0.0.1", port: server.port)], timeout: timeout, attempts: 1)
+    /// Generous limits: the suite runs hundreds of tests at once on a small machine.
+    func resolver(_ server: DNSServer) -> DNSResolver {
+        DNSResolver(servers: [DNSServerAddress(host: "127.0.0.1", port: server.port)], timeout: .seconds(5), attempts: 2)
     }
 
     @Test("TXT, A, AAAA, MX and CNAME answers are read; a long TXT value arrives as one record")
@@ -73,7 +74,7 @@ struct DNSResolverTests {
         await #expect(throws: DNSLookupError.timeout(server: "127.0.0.1:\(silent.port)", after: .milliseconds(300))) {
             try await hung.records(.txt, at: DNSName("acme.test"))
         }
-        #expect(ContinuousClock.now - started < .seconds(3), "two tries of 0.3 s, not more")
+        #expect(ContinuousClock.now - started < .seconds(10), "two tries of 0.3 s, not the default 2 × 5 s")
 
         let closed = DNSResolver(servers: [DNSServerAddress(host: "127.0.0.1", port: try DNSServer.freePort())], timeout: .seconds(1), attempts: 1)
         do {
@@ -96,30 +97,9 @@ struct DNSResolverTests {
             let silent = try SilentUDPServer()
             let dns = DNSResolver(
                 servers: [DNSServerAddress(host: "127.0.0.1", port: silent.port), DNSServerAddress(host: "127.0.0.1", port: server.port)],
-                timeout: .milliseconds(300), attempts: 1
+                timeout: .seconds(2), attempts: 1
             )
             #expect(try await dns.texts(at: DNSName("acme.test")) == ["v=spf1 -all"])
         }
     }
-}
-
-/// Sends one datagram to 127.0.0.1:`port` and returns the reply (2 s at most).
-func udpExchange(_ bytes: [UInt8], port: Int) throws -> [UInt8] {
-    let socket = Glibc.socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-    guard socket >= 0 else { throw DNSServer.Failure(description: "socket() failed") }
-    defer { close(socket) }
-    var timeout = timeval(tv_sec: 2, tv_usec: 0)
-    setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let sent = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(socket, bytes, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard sent == bytes.count else { throw DNSServer.Failure(description: "sendto() failed") }
-    var reply = [UInt8](repeating: 0, count: 65535)
-    let received = recv(socket, &reply, reply.count, 0)
-    guard received > 0 else { throw DNSServer.Failure(description: "no UDP reply from 127.0.0.1:\(port)") }
-    return Array(reply.prefix(received))
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TidingsDNS
 
 /// What a test's DNS server answers: TXT, A/AAAA, MX and CNAME records, for names under
 /// `.test` (and any other zones listed). Other names under those zones are NXDOMAIN; names
@@ -99,9 +100,10 @@ final class DNSServer: @unchecked Sendable {
                 "--listen-address=127.0.0.1", "--port=\(port)", "--cache-size=0",
             ], output: logPath)
             self.pid = pid
-            let deadline = Date().addingTimeInterval(5)
+            // Generous: the suite runs hundreds of tests at once on a small machine.
+            let deadline = Date().addingTimeInterval(30)
             while Date() < deadline, Self.isRunning(pid) {
-                if output.contains("started, version") { return }
+                if output.contains("started, version"), answers() { return }
                 try await Task.sleep(for: .milliseconds(20))
             }
             await stopProcess()
@@ -109,6 +111,12 @@ final class DNSServer: @unchecked Sendable {
             try await Task.sleep(for: .milliseconds(100))
         }
         throw Failure(description: "dnsmasq did not start on 127.0.0.1:\(port):\n\(output)")
+    }
+
+    /// Whether the server answers a query (any answer, even a refusal) within 0.2 s.
+    private func answers() -> Bool {
+        let query = DNSMessage.query(id: 0x7E57, name: .root, type: .txt)
+        return (try? udpExchange(query.encoded(), port: port, timeout: 0.2)) != nil
     }
 
     /// What dnsmasq printed (startup lines; it logs no queries).
@@ -240,4 +248,25 @@ func checkdmarc(_ domains: [String], server: DNSServer) async throws -> [String:
         throw DNSServer.Failure(description: "checkdmarc printed no report: \(result.stdout.prefix(500))")
     }
     return report
+}
+
+/// Sends one datagram to 127.0.0.1:`port` and returns the reply, waiting `timeout` seconds at most.
+func udpExchange(_ bytes: [UInt8], port: Int, timeout: Double = 2) throws -> [UInt8] {
+    let socket = Glibc.socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+    guard socket >= 0 else { throw DNSServer.Failure(description: "socket() failed") }
+    defer { close(socket) }
+    var limit = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - timeout.rounded(.down)) * 1_000_000))
+    setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let sent = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(socket, bytes, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard sent == bytes.count else { throw DNSServer.Failure(description: "sendto() failed") }
+    var reply = [UInt8](repeating: 0, count: 65535)
+    let received = recv(socket, &reply, reply.count, 0)
+    guard received > 0 else { throw DNSServer.Failure(description: "no UDP reply from 127.0.0.1:\(port)") }
+    return Array(reply.prefix(received))
 }
