@@ -4,7 +4,8 @@ import PackageDescription
 // The library targets mirror the layers in DESIGN.md; data flows down only:
 // TidingsApp → TidingsHTTP → TidingsServices → (TidingsDomain, TidingsStorage, TidingsCrypto)
 // TidingsKMS (key-encryption keys held by a key management service) sits beside TidingsCrypto;
-// only TidingsApp picks it.
+// only TidingsApp picks it. TidingsDNS (a DNS client) sits below TidingsMail, which reads SPF,
+// DKIM and DMARC records through it.
 let package = Package(
     name: "tidings",
     platforms: [.macOS(.v15)],
@@ -32,11 +33,21 @@ let package = Package(
     targets: [
         // Pure types and rules: no I/O, no framework.
         .target(name: "TidingsDomain"),
-        // Mail: template rendering, MIME, DKIM (pure) and the SMTP client (SwiftNIO).
+        // DNS: the message codec (pure) and a resolver over UDP and TCP (SwiftNIO).
+        .target(
+            name: "TidingsDNS",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        // Mail: template rendering, MIME, DKIM (pure), the SMTP client (SwiftNIO), and the
+        // checks of a sending domain's SPF, DKIM and DMARC records.
         .target(
             name: "TidingsMail",
             dependencies: [
                 "TidingsDomain",
+                "TidingsDNS",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -101,6 +112,7 @@ let package = Package(
             name: "TidingsServices",
             dependencies: [
                 "TidingsDomain",
+                "TidingsDNS",
                 "TidingsMail",
                 "TidingsCrypto",
                 "TidingsStorage",
@@ -129,6 +141,7 @@ let package = Package(
             name: "TidingsApp",
             dependencies: [
                 "TidingsDomain",
+                "TidingsDNS",
                 "TidingsCrypto",
                 "TidingsMail",
                 "TidingsKMS",
@@ -156,6 +169,7 @@ let package = Package(
             name: "TidingsTests",
             dependencies: [
                 "TidingsDomain",
+                "TidingsDNS",
                 "TidingsCrypto",
                 "TidingsKMS",
                 "TidingsStorage",

@@ -7,9 +7,11 @@ import NIOCore
 import Synchronization
 import ServiceLifecycle
 import TidingsCrypto
+import TidingsDNS
 import TidingsDomain
 import TidingsHTTP
 import TidingsKMS
+import TidingsMail
 import TidingsServices
 import TidingsStorage
 import TidingsTLS
@@ -153,7 +155,9 @@ public struct Tidings: Sendable {
         self.logger = logger
         self.apiKeys = APIKeyService(environment)
         self.templates = TemplateService(environment)
-        self.domains = DomainService(environment)
+        self.domains = DomainService(environment, checker: DomainChecker(
+            lookup: DNSResolver(servers: configuration.dnsServers, timeout: configuration.dnsTimeout), helo: configuration.delivery.clientName
+        ))
         self.emailServers = EmailServerService(environment, delivery: configuration.delivery)
         self.messages = MessageService(environment, signal: jobSignal)
         self.deliveries = DeliveryWorker(environment, settings: configuration.delivery, signal: jobSignal)
@@ -263,6 +267,10 @@ public struct Tidings: Sendable {
                 }),
                 .init(service: PeriodicJob(name: "idempotency-keys", interval: .seconds(3600), logger: logger) { [environment] in
                     try await MessageService.purgeIdempotencyKeys(environment)
+                }),
+                // Each domain is checked once a day; the hourly pass picks up those due.
+                .init(service: PeriodicJob(name: "domain-checks", interval: .seconds(3600), logger: logger) { [domains] in
+                    try await domains.verifyDue()
                 }),
                 // Stops after the server (reverse order): deliveries in progress finish first.
                 .init(service: DeliveryService(worker: deliveries)),

@@ -1,6 +1,7 @@
 import Configuration
 import Foundation
 import Logging
+import TidingsDNS
 import TidingsDomain
 import TidingsKMS
 import TidingsMail
@@ -77,6 +78,11 @@ public struct TidingsConfiguration: Sendable {
     public var commonPasswordsFile: String
     /// Delivering messages: the SMTP client and the queue (`TIDINGS_SMTP_*`, `TIDINGS_DELIVERY_*`).
     public var delivery: DeliverySettings
+    /// The DNS servers the checks of sending domains ask (`TIDINGS_DNS_SERVER`: `host` or
+    /// `host:port`, several separated by commas). Default: the nameservers of /etc/resolv.conf.
+    public var dnsServers: [DNSServerAddress]
+    /// How long each DNS query waits for an answer before it is asked again (default 5 s, twice per server).
+    public var dnsTimeout: Duration
 
     /// The configuration keys, each also a `TIDINGS_*` variable (camelCase becomes `_`).
     public enum Key {
@@ -121,6 +127,8 @@ public struct TidingsConfiguration: Sendable {
         public static let deliveryRetryMinSeconds = "tidings.deliveryRetryMinSeconds"
         public static let deliveryRetryMaxSeconds = "tidings.deliveryRetryMaxSeconds"
         public static let deliveryGiveUpHours = "tidings.deliveryGiveUpHours"
+        public static let dnsServer = "tidings.dnsServer"
+        public static let dnsTimeout = "tidings.dnsTimeout"
         public static let kmsProvider = "tidings.kmsProvider"
         public static let kmsKeyId = "tidings.kmsKeyId"
         public static let kmsRegion = "tidings.kmsRegion"
@@ -292,6 +300,25 @@ public struct TidingsConfiguration: Sendable {
             retryMax: TimeInterval(max(retryMin, try positive(Key.deliveryRetryMaxSeconds, default: 4 * 3600, max: 7 * 86400))),
             giveUpAfter: TimeInterval(try positive(Key.deliveryGiveUpHours, default: 72, max: 24 * 30) * 3600)
         )
+        dnsServers = try Self.dnsServers(string(Key.dnsServer), resolvConf: try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8))
+        dnsTimeout = .seconds(try positive(Key.dnsTimeout, default: 5, max: 60))
+    }
+
+    /// `TIDINGS_DNS_SERVER` read, or the system's nameservers from `resolvConf`.
+    static func dnsServers(_ text: String?, resolvConf: @autoclosure () -> String?) throws -> [DNSServerAddress] {
+        guard let text else { return DNSServerAddress.system(resolvConf: resolvConf()) }
+        var servers: [DNSServerAddress] = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            do {
+                servers.append(try DNSServerAddress(parsing: String(part)))
+            } catch {
+                throw Invalid(description: """
+                    \(variableName(Key.dnsServer)) must be host or host:port (an IPv6 address as [address]:port), several separated \
+                    by commas; \(error.description).
+                    """)
+            }
+        }
+        return servers
     }
 
     /// `https://localhost:8443` for a loopback or wildcard address, else the address itself.

@@ -116,6 +116,19 @@ public struct EmailServerPreset: Sendable, Equatable {
     public var host: String
     public var port: Int
     public var security: EmailServer.Security
+    /// The domain a sending domain's SPF record includes (`include:…`) to authorise the
+    /// service's outgoing servers, as the service documents it. The SMTP host itself is
+    /// only where mail is handed over, not where it leaves from.
+    public var spfInclude: String?
+
+    public init(id: String, label: String, host: String, port: Int, security: EmailServer.Security, spfInclude: String?) {
+        self.id = id
+        self.label = label
+        self.host = host
+        self.port = port
+        self.security = security
+        self.spfInclude = spfInclude
+    }
 
     static let sesRegions = [
         "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "sa-east-1", "eu-west-1", "eu-west-2", "eu-west-3",
@@ -126,17 +139,22 @@ public struct EmailServerPreset: Sendable, Equatable {
 
     /// Every preset, in the order the README's table lists them.
     public static let all: [EmailServerPreset] = sesRegions.map {
-        EmailServerPreset(id: "amazon-ses-\($0)", label: "Amazon SES (\($0))", host: "email-smtp.\($0).amazonaws.com", port: 587, security: .starttls)
+        EmailServerPreset(
+            id: "amazon-ses-\($0)", label: "Amazon SES (\($0))", host: "email-smtp.\($0).amazonaws.com", port: 587, security: .starttls,
+            spfInclude: "amazonses.com"
+        )
     } + [
-        EmailServerPreset(id: "google", label: "Google Workspace / Gmail", host: "smtp.gmail.com", port: 587, security: .starttls),
-        EmailServerPreset(id: "microsoft-365", label: "Microsoft 365", host: "smtp.office365.com", port: 587, security: .starttls),
-        EmailServerPreset(id: "mailgun-us", label: "Mailgun (US)", host: "smtp.mailgun.org", port: 587, security: .starttls),
-        EmailServerPreset(id: "mailgun-eu", label: "Mailgun (EU)", host: "smtp.eu.mailgun.org", port: 587, security: .starttls),
-        EmailServerPreset(id: "sendgrid", label: "SendGrid", host: "smtp.sendgrid.net", port: 587, security: .starttls),
-        EmailServerPreset(id: "postmark", label: "Postmark", host: "smtp.postmarkapp.com", port: 587, security: .starttls),
-        EmailServerPreset(id: "brevo", label: "Brevo", host: "smtp-relay.brevo.com", port: 587, security: .starttls),
-        EmailServerPreset(id: "zoho", label: "Zoho Mail", host: "smtp.zoho.com", port: 465, security: .tls),
-        EmailServerPreset(id: "fastmail", label: "Fastmail", host: "smtp.fastmail.com", port: 465, security: .tls),
+        EmailServerPreset(id: "google", label: "Google Workspace / Gmail", host: "smtp.gmail.com", port: 587, security: .starttls, spfInclude: "_spf.google.com"),
+        EmailServerPreset(
+            id: "microsoft-365", label: "Microsoft 365", host: "smtp.office365.com", port: 587, security: .starttls, spfInclude: "spf.protection.outlook.com"
+        ),
+        EmailServerPreset(id: "mailgun-us", label: "Mailgun (US)", host: "smtp.mailgun.org", port: 587, security: .starttls, spfInclude: "mailgun.org"),
+        EmailServerPreset(id: "mailgun-eu", label: "Mailgun (EU)", host: "smtp.eu.mailgun.org", port: 587, security: .starttls, spfInclude: "eu.mailgun.org"),
+        EmailServerPreset(id: "sendgrid", label: "SendGrid", host: "smtp.sendgrid.net", port: 587, security: .starttls, spfInclude: "sendgrid.net"),
+        EmailServerPreset(id: "postmark", label: "Postmark", host: "smtp.postmarkapp.com", port: 587, security: .starttls, spfInclude: "spf.mtasv.net"),
+        EmailServerPreset(id: "brevo", label: "Brevo", host: "smtp-relay.brevo.com", port: 587, security: .starttls, spfInclude: "spf.brevo.com"),
+        EmailServerPreset(id: "zoho", label: "Zoho Mail", host: "smtp.zoho.com", port: 465, security: .tls, spfInclude: "zoho.com"),
+        EmailServerPreset(id: "fastmail", label: "Fastmail", host: "smtp.fastmail.com", port: 465, security: .tls, spfInclude: "spf.messagingengine.com"),
     ]
 
     public static func named(_ id: String) -> EmailServerPreset? {

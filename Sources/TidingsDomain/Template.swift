@@ -110,13 +110,16 @@ public struct SendingDomain: Sendable, Equatable {
     public var createdAt: Date
     /// What to publish: derived from the domain's keys, never stored.
     public var records: [DNSRecord]
+    /// What the latest check of the published records found; `nil` until the first check.
+    public var verification: DomainVerification?
 
-    public init(id: String, workspaceId: String, domain: String, createdAt: Date, records: [DNSRecord]) {
+    public init(id: String, workspaceId: String, domain: String, createdAt: Date, records: [DNSRecord], verification: DomainVerification? = nil) {
         self.id = id
         self.workspaceId = workspaceId
         self.domain = domain
         self.createdAt = createdAt
         self.records = records
+        self.verification = verification
     }
 
     /// A DNS domain name in its ASCII form: 2 to 127 labels of letters, digits and inner

@@ -1,17 +1,25 @@
 import Foundation
 import TidingsCrypto
+import TidingsDNS
 import TidingsDomain
 import TidingsMail
 import TidingsStorage
 
 /// Sending domains: each gets an RSA-2048 and an Ed25519 DKIM key, whose private halves are
-/// sealed and never leave Tidings; the API gives out the DNS records to publish.
+/// sealed and never leave Tidings; the API gives out the DNS records to publish, and checks
+/// what the domain's owner published (now on request, and daily).
 public struct DomainService: Sendable {
     let env: ServiceEnvironment
+    /// Asks DNS about the domains' records; `nil`: the system's resolvers, as configured in resolv.conf.
+    let checker: DomainChecker?
 
-    public init(_ env: ServiceEnvironment) {
+    public init(_ env: ServiceEnvironment, checker: DomainChecker? = nil) {
         self.env = env
+        self.checker = checker
     }
+
+    /// How long after a check the daily run checks a domain again.
+    public static let checkInterval: TimeInterval = 24 * 3600
 
     static let notFound = DomainError.notFound("domain_not_found", "No sending domain with this name exists in this workspace.")
 
@@ -46,26 +54,127 @@ public struct DomainService: Sendable {
         return SendingDomain(id: id, workspaceId: workspaceId, domain: domain, createdAt: now, records: Self.records(domain, keys: keys))
     }
 
+    /// Every domain, each with the outcome of its latest check (not the checks themselves).
     public func list(workspaceId: String) async throws -> [SendingDomain] {
         let vault = try await env.keyring.vault(for: workspaceId)
         return try await env.database.read { db in
             let repository = SendingDomainRepository(db, vault: vault)
+            let summaries = try await DomainCheckRepository(db, vault: vault).summaries()
             var domains: [SendingDomain] = []
             for row in try await repository.list() {
-                domains.append(try await Self.domain(row, workspaceId: workspaceId, repository: repository))
+                var domain = try await Self.domain(row, workspaceId: workspaceId, repository: repository)
+                domain.verification = summaries[row.id]
+                domains.append(domain)
             }
             return domains
         }
     }
 
+    /// The domain with its latest checks.
     public func get(workspaceId: String, domain raw: String) async throws -> SendingDomain {
         let domain = try Self.name(raw)
         let vault = try await env.keyring.vault(for: workspaceId)
         return try await env.database.read { db in
             let repository = SendingDomainRepository(db, vault: vault)
             guard let row = try await repository.find(domain: domain) else { throw Self.notFound }
-            return try await Self.domain(row, workspaceId: workspaceId, repository: repository)
+            var found = try await Self.domain(row, workspaceId: workspaceId, repository: repository)
+            found.verification = try await DomainCheckRepository(db, vault: vault).latest(domainId: row.id)
+            return found
         }
+    }
+
+    // MARK: Checks
+
+    /// Checks the domain's DKIM, SPF and DMARC records now, against its keys and the
+    /// workspace's email servers, and stores what was found. A check whose status changed is
+    /// audited (one event per run, listing the changes).
+    public func verify(workspaceId: String, domain raw: String, by actor: AuditActor) async throws -> SendingDomain {
+        let domain = try Self.name(raw)
+        let vault = try await env.keyring.vault(for: workspaceId)
+        let (row, keys, servers) = try await env.database.read { db in
+            let repository = SendingDomainRepository(db, vault: vault)
+            guard let row = try await repository.find(domain: domain) else { throw Self.notFound }
+            let keys = try Self.keys(try await repository.keys(domainId: row.id), domain: domain)
+            let servers = try await EmailServerRepository(db, vault: vault).list()
+            return (row, keys, servers)
+        }
+        let records = Self.records(domain, keys: keys)
+        let checks = await (checker ?? Self.systemChecker()).check(
+            domain: domain, keys: keys,
+            servers: servers.map { DomainChecker.Server(name: $0.name, host: $0.host, spfInclude: $0.preset.flatMap(EmailServerPreset.named)?.spfInclude) },
+            recommendedDMARC: records.first { $0.purpose == "dmarc" }?.value ?? "v=DMARC1; p=none"
+        )
+        let now = env.now()
+        let verification = DomainVerification(checkedAt: now, checks: checks)
+        let audit = try await env.auditRecorder()
+        let changed = try await env.database.transaction { db in
+            // The domain may have been deleted (or deleted and added again) while DNS was asked.
+            guard try await SendingDomainRepository(db, vault: vault).find(domain: domain)?.id == row.id else { throw Self.notFound }
+            let previous = try await DomainCheckRepository(db, vault: vault).replace(
+                domainId: row.id, with: checks, at: now, nextCheckAt: now.addingTimeInterval(Self.checkInterval)
+            )
+            let changes = checks.filter { previous[$0.key] != $0.status }
+            if !changes.isEmpty {
+                try await audit.record(
+                    AuditChange("domain.checks_changed", target: ("domain", row.id), summary: [
+                        "domain": .string(domain), "status": .string(verification.status.rawValue),
+                        "changes": .array(changes.map { check in
+                            .object([
+                                "check": .string(check.key), "from": .string(previous[check.key]?.rawValue ?? "unchecked"),
+                                "to": .string(check.status.rawValue),
+                            ])
+                        }),
+                    ]),
+                    in: workspaceId, by: actor, db: db
+                )
+            }
+            return changes.count
+        }
+        // Domains are not personal data; what the records hold (report addresses, server
+        // addresses) stays out of the log.
+        env.logger.info("Domain checked", metadata: [
+            "workspace": .string(workspaceId), "domain": .string(domain), "status": .string(verification.status.rawValue),
+            "checks": .string(checks.map { "\($0.key)=\($0.status.rawValue)" }.joined(separator: ",")), "changed": .stringConvertible(changed),
+        ])
+        return SendingDomain(id: row.id, workspaceId: workspaceId, domain: domain, createdAt: row.createdAt, records: records, verification: verification)
+    }
+
+    /// The daily run: checks every domain, of every workspace, not checked for a day (or
+    /// never), each in its own workspace's scope. A domain another instance has claimed is
+    /// left to it. Returns how many domains were checked.
+    @discardableResult
+    public func verifyDue(limit: Int = 200) async throws -> Int {
+        let now = env.now()
+        let due = try await TenantScope.with(.instance) {
+            try await env.database.read { db in try await DomainCheckRepository.due(at: now, limit: limit, in: db) }
+        }
+        var checked = 0
+        for item in due {
+            let claimed = try await TenantScope.with(.instance) {
+                try await env.database.transaction { db in
+                    try await DomainCheckRepository.claim(item, at: now, next: now.addingTimeInterval(Self.checkInterval), in: db)
+                }
+            }
+            guard claimed else { continue }
+            do {
+                _ = try await TenantScope.with(.workspace(item.workspaceId)) {
+                    try await verify(workspaceId: item.workspaceId, domain: item.domain, by: .system("domain-checks"))
+                }
+                checked += 1
+            } catch {
+                // One domain's failure (its workspace deleted meanwhile, say) does not stop the others.
+                env.logger.warning("Domain check failed", metadata: [
+                    "workspace": .string(item.workspaceId), "domain": .string(item.domain), "error_type": .string("\(type(of: error))"),
+                ])
+            }
+        }
+        return checked
+    }
+
+    /// A checker that asks the nameservers of /etc/resolv.conf.
+    static func systemChecker() -> DomainChecker {
+        let servers = DNSServerAddress.system(resolvConf: try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8))
+        return DomainChecker(lookup: DNSResolver(servers: servers), helo: "localhost")
     }
 
     /// Deletes the domain and its keys: messages from it are no longer signed.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TidingsApp
+import TidingsDNS
 import TidingsKMS
 import TidingsStorage
 
@@ -70,6 +71,12 @@ struct ConfigurationTests {
         ("TIDINGS_ACME_DIRECTORY_URL", "http://acme.test/directory", "TIDINGS_ACME_DIRECTORY_URL"),
         ("TIDINGS_TLS_HOSTNAMES", "mail.acme.test, *.acme.test", "TIDINGS_TLS_HOSTNAMES"),
         ("TIDINGS_TLS_RELOAD_SECONDS", "0", "TIDINGS_TLS_RELOAD_SECONDS"),
+        ("TIDINGS_DNS_SERVER", "127.0.0.1:99999", "TIDINGS_DNS_SERVER"),
+        ("TIDINGS_DNS_SERVER", "dns server.internal", "TIDINGS_DNS_SERVER"),
+        ("TIDINGS_DNS_SERVER", "127.0.0.1,", "TIDINGS_DNS_SERVER"),
+        ("TIDINGS_DNS_SERVER", "[::1", "TIDINGS_DNS_SERVER"),
+        ("TIDINGS_DNS_TIMEOUT", "0", "TIDINGS_DNS_TIMEOUT"),
+        ("TIDINGS_DNS_TIMEOUT", "soon", "TIDINGS_DNS_TIMEOUT"),
     ])
     func badSettingsAreRefused(variable: String, value: String, named: String) async throws {
         do {
@@ -149,6 +156,19 @@ struct ConfigurationTests {
         await #expect(throws: (any Error).self) {
             _ = try await Tidings.open(configuration, logger: .init(label: "test"))
         }
+    }
+
+    @Test("TIDINGS_DNS_SERVER names the DNS servers domain checks ask; without it, those of /etc/resolv.conf")
+    func dnsServers() async throws {
+        let configured = try await TidingsConfiguration.load(flags: [:], environment: [
+            "TIDINGS_DNS_SERVER": "127.0.0.1:5353, [::1]:53,resolver.internal", "TIDINGS_DNS_TIMEOUT": "3",
+        ])
+        #expect(configured.dnsServers.map(\.description) == ["127.0.0.1:5353", "[::1]:53", "resolver.internal:53"])
+        #expect(configured.dnsTimeout == .seconds(3))
+        let defaults = try await TidingsConfiguration.load(flags: [:], environment: [:])
+        let resolvConf = try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)
+        #expect(defaults.dnsServers == DNSServerAddress.system(resolvConf: resolvConf))
+        #expect(defaults.dnsTimeout == .seconds(5))
     }
 
     static let awsKMS = [

@@ -223,9 +223,14 @@ struct SchemathesisContractTests {
         )
         let scratch = try await Scratch.make(backend)
         // schemathesis adds email servers at made-up hosts and tests them, and queues messages
-        // for them: short SMTP timeouts keep each attempt (and the graceful stop) brief.
+        // for them: short SMTP timeouts keep each attempt (and the graceful stop) brief. It
+        // verifies the domains it adds too: a DNS server that refuses everything (dnsmasq
+        // serving no zone) answers at once, so those checks end as errors, quickly.
+        let dns = try DNSServer()
+        try await dns.serve(DNSZone(zones: []))
         let server = ServerProcess(dataDirectory: scratch.directory, databaseURL: scratch.databaseURL, ownerURL: scratch.ownerURL, extraEnvironment: [
             "TIDINGS_SMTP_CONNECT_TIMEOUT": "2", "TIDINGS_SMTP_REPLY_TIMEOUT": "2", "TIDINGS_SMTP_DATA_TIMEOUT": "2",
+            "TIDINGS_DNS_SERVER": dns.address, "TIDINGS_DNS_TIMEOUT": "1",
         ])
         try await server.start()
         let created = try await server.command(["workspace", "create", "--name", "Contract", "--owner-email", "contract@docs.test", "--json"])
@@ -242,6 +247,7 @@ struct SchemathesisContractTests {
             "--max-examples", "40", "--seed", "20261130",
         ], environment: ProcessInfo.processInfo.environment.merging(["NO_COLOR": "1"]) { $1 }, in: scratch.directory)
         let status = try await server.stop()
+        await dns.stop()
         await scratch.remove()
         #expect(result.status == 0, "schemathesis reported failures:\n\(result.stdout.suffix(6000))")
         #expect(status == 0)

@@ -62,9 +62,19 @@ public struct DKIMKey: Sendable {
 
     /// The TXT record to publish at `dnsName`.
     public var dnsRecord: String {
+        "v=DKIM1; k=\(keyType); p=\(Data(publicKey).base64EncodedString())"
+    }
+
+    /// The record's `k=`: `rsa` or `ed25519`.
+    public var keyType: String {
+        algorithm == .rsaSHA256 ? "rsa" : "ed25519"
+    }
+
+    /// The record's `p=` decoded: the DER SubjectPublicKeyInfo for RSA, the raw 32 bytes for Ed25519.
+    public var publicKey: [UInt8] {
         switch algorithm {
-        case .rsaSHA256: "v=DKIM1; k=rsa; p=\(rsa!.publicKey.derRepresentation.base64EncodedString())"
-        case .ed25519SHA256: "v=DKIM1; k=ed25519; p=\(ed25519!.publicKey.rawRepresentation.base64EncodedString())"
+        case .rsaSHA256: Array(rsa!.publicKey.derRepresentation)
+        case .ed25519SHA256: Array(ed25519!.publicKey.rawRepresentation)
         }
     }
 

@@ -3,8 +3,9 @@ import SQLKit
 /// One append-only change to the schema. A migration that has shipped is never edited;
 /// a new change is a new migration with the next number.
 public protocol Migration: Sendable {
-    /// Position in the sequence, starting at 1; numbers only grow. A number may be reserved for
-    /// a change made alongside, so the list can have a gap until that change arrives.
+    /// Position in the sequence, increasing from 1. Changes developed side by side agree on
+    /// their numbers up front, so a number may be missing until its change lands; the
+    /// migrator applies every pending migration, whatever its number.
     var number: Int { get }
     /// What the change does, e.g. `CreateContacts`.
     var name: String { get }
@@ -40,6 +41,7 @@ public enum Migrations {
         TemplateEmailServer(),
         CreateMessages(),
         APIKeyExposure(),
+        CreateDomainChecks(),
         AddTLSPinsAndVerification(),
     ]
 }
