@@ -273,7 +273,9 @@ public struct Tidings: Sendable {
                     try await domains.verifyDue()
                 }),
                 // Stops after the server (reverse order): deliveries in progress finish first.
-                .init(service: DeliveryService(worker: deliveries)),
+                .init(service: DeliveryService(worker: deliveries, schemaIsCurrent: { [migrator] in
+                    (try? await migrator.isCurrent()) ?? false
+                })),
                 .init(service: server),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -25,6 +25,8 @@ struct HTTPSScanTests {
         )
         try await server.start()
         #expect(server.log.contains("curl --cacert \(server.caFile)"), "the start tells where the CA is")
+        let problems = server.log.split(separator: "\n").filter { $0.contains(" error ") || $0.contains(" critical ") }
+        #expect(problems.isEmpty, "a first start logs no error: \(problems)")
 
         // curl trusts the local CA when told to, and nothing else does.
         let health = try await run("/usr/bin/curl", ["-sS", "-D", "-", "--cacert", server.caFile, "\(server.baseURL)/healthz"])
