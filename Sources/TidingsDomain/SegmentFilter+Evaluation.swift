@@ -19,6 +19,11 @@ public struct SegmentSubject: Sendable, Equatable {
         self.attributes = attributes
         self.eventTimes = eventTimes.mapValues { $0.sorted(by: >) }
     }
+
+    /// A contact's attributes with the occurrence times loaded for it.
+    public init(contact: Contact, eventTimes: [String: [Date]] = [:]) {
+        self.init(attributes: contact.attributes, eventTimes: eventTimes)
+    }
 }
 
 extension SegmentFilter {

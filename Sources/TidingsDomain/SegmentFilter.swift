@@ -277,15 +277,17 @@ extension SegmentFilter {
                 throw invalid("value for op \"\(op)\" must be \(allowed); got \(value.typeName).", path)
             case .string(let text):
                 try checkLength(text, path: path)
-            case .bool, .number:
-                break
+                // Built here rather than by `AttributeValue(json:)`, whose byte limit for
+                // stored values would contradict the documented limit in characters.
+                return AttributeValue.recogniseDate(text).map(AttributeValue.date) ?? .string(text)
+            case .bool(let flag):
+                return .boolean(flag)
+            case .number(let number):
+                guard number.isFinite else {
+                    throw invalid("value for op \"\(op)\" must be a finite number.", path)
+                }
+                return .number(number)
             }
-            // Not nil: null was handled above. The check above keeps strings under the
-            // attribute limit, so this cannot fail on length either.
-            guard let converted = try AttributeValue(json: value, field: path) else {
-                throw invalid("value for op \"\(op)\" must be \(allowed).", path)
-            }
-            return converted
         }
 
         /// The operand of `gt` and `lt`: a number or a date.

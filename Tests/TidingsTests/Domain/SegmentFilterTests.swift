@@ -104,6 +104,9 @@ struct SegmentFilterTests {
         let text = String(repeating: "é", count: SegmentFilter.maxValueLength)
         let filter = try one(#"{"attribute": "note", "op": "contains", "value": "\#(text)"}"#)
         #expect(filter.conditions == [.attribute(name: "note", test: .contains(text))])
+        let wide = String(repeating: "😀", count: SegmentFilter.maxValueLength)
+        let equality = try one(#"{"attribute": "note", "op": "eq", "value": "\#(wide)"}"#)
+        #expect(equality.conditions == [.attribute(name: "note", test: .equals(.string(wide)))])
     }
 
     @Test func fiveLevelsAndAHundredConditionsAreAccepted() throws {
