@@ -394,6 +394,21 @@ struct SegmentFilterTests {
         #expect(filter.eventRequirements == ["signup": 1, "login": 5])
     }
 
+    @Test func aContactIsJudgedByItsAttributes() throws {
+        let contact = Contact(
+            id: "c1", workspaceId: "w1", email: try EmailAddress("ann@example.com"), status: .active,
+            attributes: ["plan": .string("Pro")], createdAt: Self.now, updatedAt: Self.now
+        )
+        let filter = try parse("""
+            {"match": "all", "conditions": [
+              {"attribute": "plan", "op": "eq", "value": "pro"},
+              {"event": "signup", "op": "did", "withinDays": 1}
+            ]}
+            """)
+        #expect(filter.matches(SegmentSubject(contact: contact, eventTimes: ["signup": [Self.now]]), now: Self.now))
+        #expect(!filter.matches(SegmentSubject(contact: contact), now: Self.now))
+    }
+
     // MARK: Groups
 
     @Test func allIsAndAnyIsOrAndGroupsNest() throws {
