@@ -94,11 +94,10 @@ public struct EmailServer: Sendable, Equatable {
         return host
     }
 
-    /// Whether `host` names this machine: `localhost`, 127.0.0.0/8 or ::1.
+    /// Whether `host` names this machine: `localhost`, 127.0.0.0/8 or ::1 (one rule for every
+    /// connection Tidings makes: ``OutboundURLPolicy/isLoopback(_:)``).
     public static func isLoopback(_ host: String) -> Bool {
-        if host == "localhost" || host == "::1" || host == "[::1]" { return true }
-        let parts = host.split(separator: ".")
-        return parts.count == 4 && parts.first == "127" && parts.allSatisfy { UInt8($0) != nil }
+        OutboundURLPolicy.isLoopback(host)
     }
 
     static func isIPAddress(_ host: String) -> Bool {

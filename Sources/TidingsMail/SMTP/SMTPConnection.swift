@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import NIOTLS
+import TidingsDomain
 
 /// Where and how to reach one SMTP server.
 public struct SMTPEndpoint: Sendable, Hashable {
@@ -33,7 +34,7 @@ public struct SMTPEndpoint: Sendable, Hashable {
 
     /// 127.0.0.0/8, ::1 or localhost: the only servers a password may reach without TLS.
     public var isLoopback: Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        OutboundURLPolicy.isLoopback(host)
     }
 }
 
