@@ -54,10 +54,11 @@ EOF
         -config "$work/$name-ca.cnf" -out "$dir/$name.pem"
 }
 
-# make_leaf NAME CA CN SAN: NAME.pem / NAME.key for subjectAltName SAN (CN is only
-# a label: clients match names against subjectAltName), signed by CA.pem / CA.key
+# make_leaf NAME CA CN USAGE [SAN]: NAME.pem / NAME.key signed by CA.pem / CA.key, for
+# extendedKeyUsage USAGE (serverAuth or clientAuth) and, when given, subjectAltName SAN (CN is
+# only a label: clients match server names against subjectAltName)
 make_leaf() {
-    local name=$1 ca=$2 cn=$3 san=$4
+    local name=$1 ca=$2 cn=$3 usage=$4 san=${5:-}
     new_key "$dir/$name.key"
     cat >"$work/$name.cnf" <<EOF
 [req]
@@ -68,11 +69,11 @@ CN = $cn
 [leaf_ext]
 basicConstraints = critical, CA:false
 keyUsage = critical, digitalSignature
-extendedKeyUsage = serverAuth
-subjectAltName = $san
+extendedKeyUsage = $usage
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 EOF
+    if [[ -n $san ]]; then echo "subjectAltName = $san" >>"$work/$name.cnf"; fi
     quiet openssl req -new -sha256 -key "$dir/$name.key" -config "$work/$name.cnf" \
         -out "$work/$name.csr"
     quiet openssl x509 -req -sha256 -days 2 -in "$work/$name.csr" \
@@ -82,35 +83,9 @@ EOF
         -out "$dir/$name.pem"
 }
 
-# make_client NAME CA CN: NAME.pem / NAME.key, a client certificate for CN signed by CA.
-make_client() {
-    local name=$1 ca=$2 cn=$3
-    new_key "$dir/$name.key"
-    cat >"$work/$name.cnf" <<EOF
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = $cn
-[client_ext]
-basicConstraints = critical, CA:false
-keyUsage = critical, digitalSignature
-extendedKeyUsage = clientAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-EOF
-    quiet openssl req -new -sha256 -key "$dir/$name.key" -config "$work/$name.cnf" \
-        -out "$work/$name.csr"
-    quiet openssl x509 -req -sha256 -days 2 -in "$work/$name.csr" \
-        -CA "$dir/$ca.pem" -CAkey "$dir/$ca.key" \
-        -set_serial "0x$(openssl rand -hex 16)" \
-        -extfile "$work/$name.cnf" -extensions client_ext \
-        -out "$dir/$name.pem"
-}
-
 make_ca ca "Tidings Test CA"
-make_leaf server ca localhost "DNS:localhost, IP:127.0.0.1"
-make_leaf other ca wrong.example "DNS:wrong.example"
+make_leaf server ca localhost serverAuth "DNS:localhost, IP:127.0.0.1"
+make_leaf other ca wrong.example serverAuth "DNS:wrong.example"
 make_ca untrusted-ca "Tidings Untrusted Test CA"
-make_leaf untrusted untrusted-ca localhost "DNS:localhost, IP:127.0.0.1"
-make_client client ca tidings
+make_leaf untrusted untrusted-ca localhost serverAuth "DNS:localhost, IP:127.0.0.1"
+make_leaf client ca tidings clientAuth
