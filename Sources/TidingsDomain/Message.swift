@@ -64,6 +64,32 @@ public struct MessageRequest: Sendable, Equatable, Codable {
     }
 }
 
+/// Where a message came from. Transactional mail (`api`) ignores topics and unsubscribes;
+/// announcements and marketing automations honour them and carry `List-Unsubscribe`.
+public struct MessageOrigin: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable, Codable {
+        case api, announcement, automation
+    }
+
+    public var kind: Kind
+    /// The announcement or automation; `nil` for `api`.
+    public var id: String?
+    /// The topic it is sent under, if any.
+    public var topicId: String?
+    /// Not transactional: unsubscribes apply and the message carries `List-Unsubscribe`.
+    public var marketing: Bool
+
+    public init(kind: Kind, id: String? = nil, topicId: String? = nil, marketing: Bool = false) {
+        self.kind = kind
+        self.id = id
+        self.topicId = topicId
+        self.marketing = marketing
+    }
+
+    /// `POST /v1/messages`.
+    public static let api = MessageOrigin(kind: .api)
+}
+
 public struct Message: Sendable, Equatable {
     public var id: String
     public var workspaceId: String
@@ -84,6 +110,7 @@ public struct Message: Sendable, Equatable {
     public var tlsCipher: String?
     /// Whether that attempt verified the server's certificate (chain and host name).
     public var tlsVerified: Bool?
+    public var origin: MessageOrigin
     public var createdAt: Date
     public var updatedAt: Date
 
@@ -91,7 +118,7 @@ public struct Message: Sendable, Equatable {
         id: String, workspaceId: String, contactId: String, templateId: String, templateSlug: String, templateVersion: Int,
         emailServerId: String?, status: MessageStatus, request: MessageRequest, messageIdHeader: String, sendAt: Date,
         attempts: Int = 0, nextAttemptAt: Date? = nil, tlsVersion: String? = nil, tlsCipher: String? = nil, tlsVerified: Bool? = nil,
-        createdAt: Date, updatedAt: Date
+        origin: MessageOrigin = .api, createdAt: Date, updatedAt: Date
     ) {
         self.id = id
         self.workspaceId = workspaceId
@@ -109,6 +136,7 @@ public struct Message: Sendable, Equatable {
         self.tlsVersion = tlsVersion
         self.tlsCipher = tlsCipher
         self.tlsVerified = tlsVerified
+        self.origin = origin
         self.createdAt = createdAt
         self.updatedAt = updatedAt
     }

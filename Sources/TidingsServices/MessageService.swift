@@ -87,6 +87,7 @@ public struct MessageService: Sendable {
         var request: MessageRequest
         var sendAt: Date
         var fromDomain: String
+        var origin: MessageOrigin = .api
     }
 
     // MARK: Accepting
@@ -133,7 +134,36 @@ public struct MessageService: Sendable {
             throw DomainError.invalid("invalid_timestamp", "The field 'sendAt' lies more than 90 days ahead.", field: "sendAt")
         }
         try reader.rejectUnknownFields()
+        let (target, serverId, fromDomain) = try await sendTarget(workspaceId: workspaceId, slug: slug, targets: &targets)
+        return Draft(
+            email: email, target: target, emailServerId: serverId,
+            request: MessageRequest(
+                rcpt: email.value, variables: variables, cc: cc, bcc: bcc, replyTo: replyTo, headers: headers,
+                metadata: metadata, attachments: attachments
+            ),
+            sendAt: max(sendAt, now), fromDomain: fromDomain
+        )
+    }
 
+    /// A draft for mail that Tidings sends on its own behalf (announcements, automations):
+    /// the template is checked like the API's, the request holds only the recipient and the
+    /// variables.
+    func draft(
+        workspaceId: String, email: EmailAddress, templateSlug: String, variables: [String: JSONValue] = [:], origin: MessageOrigin,
+        sendAt: Date, targets: inout [String: TemplateRepository.SendTarget]
+    ) async throws -> Draft {
+        let (target, serverId, fromDomain) = try await sendTarget(workspaceId: workspaceId, slug: templateSlug, targets: &targets)
+        return Draft(
+            email: email, target: target, emailServerId: serverId, request: MessageRequest(rcpt: email.value, variables: variables),
+            sendAt: sendAt, fromDomain: fromDomain, origin: origin
+        )
+    }
+
+    /// The published version of a template, its email server and its From domain; a missing
+    /// template or server is a 4xx naming `templateSlug`.
+    func sendTarget(
+        workspaceId: String, slug: String, targets: inout [String: TemplateRepository.SendTarget]
+    ) async throws -> (TemplateRepository.SendTarget, String, String) {
         let target: TemplateRepository.SendTarget
         if let cached = targets[slug] {
             target = cached
@@ -151,15 +181,7 @@ public struct MessageService: Sendable {
         guard let serverId = target.emailServerId else {
             throw DomainError(.conflict, code: "no_email_server", message: "The workspace has no email server; add one under /v1/email-servers first. Nothing was queued.")
         }
-        let fromDomain = try await fromDomain(workspaceId: workspaceId, target)
-        return Draft(
-            email: email, target: target, emailServerId: serverId,
-            request: MessageRequest(
-                rcpt: email.value, variables: variables, cc: cc, bcc: bcc, replyTo: replyTo, headers: headers,
-                metadata: metadata, attachments: attachments
-            ),
-            sendAt: max(sendAt, now), fromDomain: fromDomain
-        )
+        return (target, serverId, try await fromDomain(workspaceId: workspaceId, target))
     }
 
     /// The domain of a template version's From address (for the Message-ID). Versions never
@@ -301,7 +323,7 @@ public struct MessageService: Sendable {
             let message = Message(
                 id: id, workspaceId: workspaceId, contactId: contactId, templateId: draft.target.templateId, templateSlug: draft.target.slug,
                 templateVersion: draft.target.version, emailServerId: draft.emailServerId, status: status, request: draft.request,
-                messageIdHeader: "<\(id)@\(draft.fromDomain)>", sendAt: draft.sendAt, createdAt: now, updatedAt: now
+                messageIdHeader: "<\(id)@\(draft.fromDomain)>", sendAt: draft.sendAt, origin: draft.origin, createdAt: now, updatedAt: now
             )
             inserts.append(message)
             var detail: [String: JSONValue] = [:]

@@ -43,5 +43,6 @@ public enum Migrations {
         APIKeyExposure(),
         CreateDomainChecks(),
         AddTLSPinsAndVerification(),
+        AddMessageOrigins(),
     ]
 }

@@ -32,7 +32,8 @@ public struct MessageRepository: Sendable {
 
     private static let columns = """
         id, contact_id, template_id, template_slug, template_version, email_server_id, status, request_sealed, message_id_domain,
-        send_at, attempts, next_attempt_at, tls_version, tls_cipher, tls_verified, created_at, updated_at
+        send_at, attempts, next_attempt_at, tls_version, tls_cipher, tls_verified, origin_kind, origin_id, topic_id, marketing,
+        created_at, updated_at
         """
 
     /// New messages, in one statement.
@@ -46,7 +47,9 @@ public struct MessageRepository: Sendable {
                  \(bind: message.templateVersion), \(bind: message.emailServerId), \(bind: message.status.rawValue),
                  \(bind: try sealRequest(message)), \(bind: Self.messageIdDomain(message)), \(bind: Timestamp.format(message.sendAt)),
                  \(bind: message.attempts), \(bind: message.nextAttemptAt.map(Timestamp.format)), \(bind: message.tlsVersion),
-                 \(bind: message.tlsCipher), \(bind: message.tlsVerified), \(bind: Timestamp.format(message.createdAt)),
+                 \(bind: message.tlsCipher), \(bind: message.tlsVerified), \(bind: message.origin.kind.rawValue),
+                 \(bind: message.origin.id), \(bind: message.origin.topicId), \(bind: message.origin.marketing),
+                 \(bind: Timestamp.format(message.createdAt)),
                  \(bind: Timestamp.format(message.updatedAt)), \(bind: workspaceId))
                 """)
         }
@@ -223,6 +226,13 @@ public struct MessageRepository: Sendable {
         guard let status = MessageStatus(rawValue: try row.decode(column: "status", as: String.self)) else {
             throw StorageError.corruptValue(column: "messages.status")
         }
+        guard let originKind = MessageOrigin.Kind(rawValue: try row.decode(column: "origin_kind", as: String.self)) else {
+            throw StorageError.corruptValue(column: "messages.origin_kind")
+        }
+        let origin = MessageOrigin(
+            kind: originKind, id: try row.decode(column: "origin_id", as: String?.self), topicId: try row.decode(column: "topic_id", as: String?.self),
+            marketing: try row.decode(column: "marketing", as: Bool.self)
+        )
         return Message(
             id: id, workspaceId: workspaceId, contactId: try row.decode(column: "contact_id", as: String.self),
             templateId: try row.decode(column: "template_id", as: String.self), templateSlug: try row.decode(column: "template_slug", as: String.self),
@@ -232,7 +242,7 @@ public struct MessageRepository: Sendable {
             attempts: try row.decode(column: "attempts", as: Int.self),
             nextAttemptAt: try row.decode(column: "next_attempt_at", as: String?.self).flatMap(Timestamp.parse),
             tlsVersion: try row.decode(column: "tls_version", as: String?.self), tlsCipher: try row.decode(column: "tls_cipher", as: String?.self),
-            tlsVerified: try row.decode(column: "tls_verified", as: Bool?.self),
+            tlsVerified: try row.decode(column: "tls_verified", as: Bool?.self), origin: origin,
             createdAt: try row.decodeTimestamp("created_at"), updatedAt: try row.decodeTimestamp("updated_at")
         )
     }
