@@ -41,6 +41,12 @@ public struct Tidings: Sendable {
     public var suppressions: SuppressionService { SuppressionService(environment) }
     /// Delivers queued messages: run by `serve`, drained by hand in tests.
     public let deliveries: DeliveryWorker
+    public var segments: SegmentService { SegmentService(environment) }
+    /// Wakes this process's announcement fan-out when one is started or resumed.
+    public let fanOutSignal = JobSignal()
+    public let announcements: AnnouncementService
+    /// Queues announcements' messages: run by `serve`, drained by hand in tests.
+    public let fanOuts: AnnouncementWorker
     public let contacts: ContactService
     public let events: EventService
     public var audit: AuditService { AuditService(environment) }
@@ -161,6 +167,8 @@ public struct Tidings: Sendable {
         self.emailServers = EmailServerService(environment, delivery: configuration.delivery)
         self.messages = MessageService(environment, signal: jobSignal)
         self.deliveries = DeliveryWorker(environment, settings: configuration.delivery, signal: jobSignal)
+        self.announcements = AnnouncementService(environment, messages: messages, fanOut: fanOutSignal)
+        self.fanOuts = AnnouncementWorker(environment, messages: messages, signal: fanOutSignal, deliveries: jobSignal)
         self.events = EventService(environment)
         self.contacts = ContactService(environment)
         var settings = AccountService.Settings()
@@ -229,7 +237,7 @@ public struct Tidings: Sendable {
     public func makeRouter(transport: TransportSecurity = TransportSecurity(listener: .https)) throws -> Router<TidingsRequestContext> {
         let services = APIServices(
             contacts: contacts, events: events, apiKeys: apiKeys, templates: templates, domains: domains, emailServers: emailServers,
-            messages: messages, suppressions: suppressions, audit: audit,
+            messages: messages, suppressions: suppressions, audit: audit, segments: segments, announcements: announcements,
             accounts: accounts, accountSettings: accountSettings, listWorkspaces: { [workspaces] in try await workspaces.list() },
             makeImport: { [environment] workspaceId, types, actor in try ContactImport(environment, workspaceId: workspaceId, types: types, by: actor) },
             isReady: { [migrator] in (try? await migrator.isCurrent()) ?? false },
@@ -272,8 +280,11 @@ public struct Tidings: Sendable {
                 .init(service: PeriodicJob(name: "domain-checks", interval: .seconds(3600), logger: logger) { [domains] in
                     try await domains.verifyDue()
                 }),
-                // Stops after the server (reverse order): deliveries in progress finish first.
-                .init(service: DeliveryService(worker: deliveries, schemaIsCurrent: { [migrator] in
+                // Stop after the server (reverse order): work in progress finishes first.
+                .init(service: WorkerService(worker: deliveries, schemaIsCurrent: { [migrator] in
+                    (try? await migrator.isCurrent()) ?? false
+                })),
+                .init(service: WorkerService(worker: fanOuts, schemaIsCurrent: { [migrator] in
                     (try? await migrator.isCurrent()) ?? false
                 })),
                 .init(service: server),

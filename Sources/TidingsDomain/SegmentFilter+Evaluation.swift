@@ -45,6 +45,22 @@ extension SegmentFilter {
         return result
     }
 
+    /// The attribute names the filter looks at: a caller need load (and open) only these.
+    public var attributeNames: Set<String> {
+        var result = Set<String>()
+        func collect(_ filter: SegmentFilter) {
+            for condition in filter.conditions {
+                switch condition {
+                case .attribute(let name, _): result.insert(name)
+                case .event: break
+                case .group(let inner): collect(inner)
+                }
+            }
+        }
+        collect(self)
+        return result
+    }
+
     /// Whether the contact belongs to the segment at the instant `now`.
     ///
     /// `all` holds when every condition holds, `any` when at least one does; nested

@@ -60,6 +60,8 @@ public func buildRouter(
     DomainsController(services: services).register(on: routes)
     EmailServersController(services: services).register(on: routes)
     MessagesController(services: services).register(on: routes)
+    SegmentsController(services: services).register(on: routes)
+    AnnouncementsController(services: services).register(on: routes)
     AuditController(services: services).register(on: routes)
     WebController(services: services).register(on: router, table: table)
     return router

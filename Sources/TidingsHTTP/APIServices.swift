@@ -13,6 +13,8 @@ public struct APIServices: Sendable {
     public var messages: MessageService
     public var suppressions: SuppressionService
     public var audit: AuditService
+    public var segments: SegmentService
+    public var announcements: AnnouncementService
     public var accounts: AccountService
     public var accountSettings: AccountService.Settings
     /// Every workspace (operators choose one to open).
@@ -28,6 +30,7 @@ public struct APIServices: Sendable {
     public init(
         contacts: ContactService, events: EventService, apiKeys: APIKeyService, templates: TemplateService, domains: DomainService, emailServers: EmailServerService,
         messages: MessageService, suppressions: SuppressionService, audit: AuditService,
+        segments: SegmentService, announcements: AnnouncementService,
         accounts: AccountService, accountSettings: AccountService.Settings, listWorkspaces: @escaping @Sendable () async throws -> [Workspace],
         makeImport: @escaping @Sendable (String, String?, AuditActor) throws -> ContactImport,
         isReady: @escaping @Sendable () async -> Bool, now: @escaping @Sendable () -> Date,
@@ -43,6 +46,8 @@ public struct APIServices: Sendable {
         self.messages = messages
         self.suppressions = suppressions
         self.audit = audit
+        self.segments = segments
+        self.announcements = announcements
         self.accounts = accounts
         self.accountSettings = accountSettings
         self.listWorkspaces = listWorkspaces

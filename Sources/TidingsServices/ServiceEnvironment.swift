@@ -24,3 +24,13 @@ public struct ServiceEnvironment: Sendable {
         self.logger = logger
     }
 }
+
+/// A loop that claims jobs from the durable queue until asked to stop; `stop()` lets the work
+/// in progress finish.
+public protocol QueueWorker: Sendable {
+    func run() async
+    func stop()
+}
+
+extension DeliveryWorker: QueueWorker {}
+extension AnnouncementWorker: QueueWorker {}

@@ -72,6 +72,14 @@ public struct JobRepository: Sendable {
             """).run()
     }
 
+    /// Makes the job about `subjectId` due at `runAt`, leaving any lease alone; returns
+    /// whether there was such a job.
+    public func reschedule(kind: String, subjectId: String, runAt: Date) async throws -> Bool {
+        try await db.raw("""
+            UPDATE jobs SET run_at = \(bind: Timestamp.format(runAt)) WHERE kind = \(bind: kind) AND subject_id = \(bind: subjectId) RETURNING id
+            """).first() != nil
+    }
+
     public func complete(ids: [String]) async throws {
         guard !ids.isEmpty else { return }
         try await db.raw("DELETE FROM jobs WHERE id IN (\(binds: ids))").run()

@@ -1,11 +1,11 @@
 import ServiceLifecycle
 import TidingsServices
 
-/// Runs the delivery worker inside `serve`. On SIGTERM it stops claiming messages and
-/// returns once the SMTP transactions in progress are complete; a message it had not claimed
-/// stays queued for the next start (or another instance).
-struct DeliveryService: Service {
-    let worker: DeliveryWorker
+/// Runs a queue worker (deliveries, announcement fan-outs, …) inside `serve`. On SIGTERM the
+/// worker stops claiming and returns once the work in progress is complete; a job it had not
+/// claimed stays queued for the next start (or another instance).
+struct WorkerService: Service {
+    let worker: any QueueWorker
     /// Whether the schema is current: the worker starts only once the migrations have run.
     let schemaIsCurrent: @Sendable () async -> Bool
 

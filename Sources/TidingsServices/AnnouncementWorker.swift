@@ -1,0 +1,291 @@
+import Foundation
+import Synchronization
+import TidingsCrypto
+import TidingsDomain
+import TidingsStorage
+
+/// The fan-out of announcements: reads the audience in batches of contacts (never all at
+/// once), and queues each batch's messages in one transaction with the announcement's
+/// progress. A batch is either written whole, with the cursor moved past it, or not at all;
+/// so a worker that dies mid-way (its lease runs out and another worker takes the job) starts
+/// again after the last written batch, and nobody gets a second copy. A unique index on
+/// (announcement, contact) in `messages` holds the same line in the database itself.
+///
+/// Messages of an announcement are not audited one by one: the announcement's start, pause,
+/// resume, cancellation, end of queueing and finish are, with their counts.
+public final class AnnouncementWorker: Sendable {
+    let env: ServiceEnvironment
+    let messages: MessageService
+    /// Wakes this worker (an announcement was started or resumed).
+    let signal: JobSignal
+    /// Wakes the delivery workers after each batch.
+    let deliveries: JobSignal
+    let settings: Settings
+    let owner = Identifier.make("fanout")
+    private let stopping = Atomic<Bool>(false)
+
+    public struct Settings: Sendable {
+        /// Contacts per batch (and so per transaction).
+        public var batchSize: Int
+        /// How long a worker holds a fan-out before another may take it over.
+        public var lease: TimeInterval
+        public var pollInterval: Duration
+        /// How long a paused fan-out waits before it looks again.
+        public var pausedRecheck: TimeInterval
+
+        public init(batchSize: Int = 1000, lease: TimeInterval = 60, pollInterval: Duration = .seconds(5), pausedRecheck: TimeInterval = 60) {
+            self.batchSize = batchSize
+            self.lease = lease
+            self.pollInterval = pollInterval
+            self.pausedRecheck = pausedRecheck
+        }
+    }
+
+    public init(_ env: ServiceEnvironment, messages: MessageService, signal: JobSignal, deliveries: JobSignal, settings: Settings = Settings()) {
+        self.env = env
+        self.messages = messages
+        self.signal = signal
+        self.deliveries = deliveries
+        self.settings = settings
+    }
+
+    public func run() async {
+        while !stopping.load(ordering: .relaxed) {
+            var worked = false
+            do {
+                worked = try await step()
+                try await finishAnnouncements()
+            } catch {
+                env.logger.error("Announcement fan-out failed", metadata: ["error_type": "\(type(of: error))", "error": "\(error)"])
+            }
+            if !worked { await signal.wait(timeout: settings.pollInterval) }
+        }
+    }
+
+    public func stop() {
+        stopping.store(true, ordering: .relaxed)
+        signal.wake()
+    }
+
+    /// Runs every fan-out that is due to its end (or pause), then marks finished announcements;
+    /// returns how many jobs were taken. For tests and one-off runs.
+    @discardableResult
+    public func drain() async throws -> Int {
+        var taken = 0
+        while try await step() { taken += 1 }
+        try await finishAnnouncements()
+        return taken
+    }
+
+    /// Takes one due fan-out job and works on it; `false` when none was due.
+    func step() async throws -> Bool {
+        let now = env.now()
+        let claimed = try await TenantScope.with(.instance) {
+            try await env.database.transaction { [owner, settings] db in
+                try await JobRepository(db).claim(
+                    kinds: [AnnouncementService.jobKind], owner: owner, now: now, leaseUntil: now.addingTimeInterval(settings.lease), limit: 1
+                )
+            }
+        }
+        guard let job = claimed.first else { return false }
+        try await TenantScope.with(.workspace(job.workspaceId)) {
+            try await fanOut(job)
+        }
+        return true
+    }
+
+    private enum Stop: Error { case notSending }
+
+    /// Works on one announcement until its audience is queued, or it is paused or cancelled.
+    private func fanOut(_ job: Job) async throws {
+        let workspaceId = job.workspaceId
+        let id = job.subjectId
+        let vault = try await env.keyring.vault(for: workspaceId)
+        guard var announcement = try await env.database.read({ db in try await AnnouncementRepository(db, workspaceId: workspaceId).find(id: id) }) else {
+            return try await finishJob(job)
+        }
+        let now = env.now()
+        switch announcement.status {
+        case .draft, .sent, .cancelled:
+            return try await finishJob(job)
+        case .paused:
+            return try await park(job, until: now.addingTimeInterval(settings.pausedRecheck))
+        case .scheduled:
+            if let sendAt = announcement.sendAt, sendAt > now { return try await park(job, until: sendAt) }
+            let started = try await env.database.transaction { db in
+                try await AnnouncementRepository(db, workspaceId: workspaceId).transition(id: id, from: [.scheduled], to: .sending, at: now, started: true)
+            }
+            guard started else { return try await park(job, until: now) }
+            announcement.status = .sending
+        case .sending:
+            break
+        }
+
+        var targets: [String: TemplateRepository.SendTarget] = [:]
+        let resolved: (TemplateRepository.SendTarget, String, String)
+        do {
+            resolved = try await messages.sendTarget(workspaceId: workspaceId, slug: announcement.templateSlug, targets: &targets)
+        } catch let error as DomainError {
+            // The template or its server went away after `send`: stop, say why, and let a user resume.
+            try await pauseForProblem(announcement, error, job: job)
+            return
+        }
+        let (target, serverId, fromDomain) = resolved
+        let filter: SegmentFilter?
+        if let segmentId = announcement.segmentId {
+            guard let segment = try await env.database.read({ db in try await SegmentRepository(db, vault: vault).find(id: segmentId) }) else {
+                try await pauseForProblem(announcement, .invalid("unknown_segment", "The segment was deleted.", field: "segmentId"), job: job)
+                return
+            }
+            filter = segment.filter
+        } else {
+            filter = nil
+        }
+        let origin = MessageOrigin(
+            kind: .announcement, id: id, topicId: announcement.critical ? nil : announcement.topic, marketing: !announcement.critical
+        )
+        var progress = announcement.progress
+        while !stopping.load(ordering: .relaxed) {
+            let batchStart = env.now()
+            let cursor = progress.cursor
+            let members = try await env.database.read { [settings] db in
+                try await AudienceRepository(db, vault: vault).batch(
+                    afterId: cursor, limit: settings.batchSize,
+                    attributes: filter?.attributeNames ?? [], events: filter?.eventRequirements ?? [:]
+                )
+            }
+            guard let last = members.last else {
+                try await markQueued(announcement, progress: progress, job: job)
+                return
+            }
+            var next = progress
+            next.cursor = last.id
+            next.considered += members.count
+            var inserts: [Message] = []
+            var timeline: [(messageId: String, event: MessageEvent)] = []
+            var jobs: [(id: String, workspaceId: String, kind: String, subjectId: String, runAt: Date)] = []
+            for member in members {
+                if let filter, !filter.matches(member.subject, now: batchStart) {
+                    next.notInSegment += 1
+                    continue
+                }
+                if !announcement.critical && member.status == .unsubscribed {
+                    next.unsubscribed += 1
+                    continue
+                }
+                let email = try await AudienceRepository.email(of: member, vault: vault)
+                let messageId = Identifier.make("msg", at: batchStart)
+                let status: MessageStatus = member.status == .bounced ? .suppressed : .queued
+                inserts.append(Message(
+                    id: messageId, workspaceId: workspaceId, contactId: member.id, templateId: target.templateId, templateSlug: target.slug,
+                    templateVersion: target.version, emailServerId: serverId, status: status, request: MessageRequest(rcpt: email.value),
+                    messageIdHeader: "<\(messageId)@\(fromDomain)>", sendAt: batchStart, origin: origin, createdAt: batchStart, updatedAt: batchStart
+                ))
+                var detail: [String: JSONValue] = [:]
+                if status == .suppressed {
+                    detail["reason"] = .string("The contact's mailbox bounced; clear it with DELETE /v1/suppressions/{email}.")
+                } else {
+                    jobs.append((Identifier.make("job", at: batchStart), workspaceId, MessageService.jobKind, messageId, batchStart))
+                }
+                timeline.append((messageId, MessageEvent(id: Identifier.make("me", at: batchStart), kind: status, detail: detail, at: batchStart)))
+            }
+            next.messages += inserts.count
+            let batch = (inserts, timeline, jobs, next)
+            do {
+                try await env.database.transaction { [owner, settings] db in
+                    let messages = MessageRepository(db, vault: vault)
+                    try await messages.insert(batch.0)
+                    try await messages.addEvents(batch.1, newMessages: true)
+                    try await JobRepository(db).enqueue(batch.2, at: batchStart)
+                    guard try await AnnouncementRepository(db, workspaceId: workspaceId).advance(id: id, to: batch.3, at: batchStart) else {
+                        throw Stop.notSending
+                    }
+                    try await JobRepository(db).extendLeases(ids: [job.id], owner: owner, until: env.now().addingTimeInterval(settings.lease))
+                }
+            } catch Stop.notSending {
+                // Paused or cancelled between batches: nothing of this batch was written.
+                return try await fanOut(job)
+            }
+            progress = next
+            if !jobs.isEmpty { deliveries.wake() }
+        }
+    }
+
+    /// Every contact was considered: the announcement is `sent` (its deliveries go on).
+    private func markQueued(_ announcement: Announcement, progress: Announcement.Progress, job: Job) async throws {
+        let now = env.now()
+        let audit = try await env.auditRecorder()
+        try await env.database.transaction { db in
+            let repository = AnnouncementRepository(db, workspaceId: announcement.workspaceId)
+            if try await repository.markQueued(id: announcement.id, at: now) {
+                var summary = AnnouncementService.summary(announcement)
+                summary["considered"] = .number(Double(progress.considered))
+                summary["messages"] = .number(Double(progress.messages))
+                summary["notInSegment"] = .number(Double(progress.notInSegment))
+                summary["unsubscribed"] = .number(Double(progress.unsubscribed))
+                try await audit.record(
+                    AuditChange("announcement.queued", target: ("announcement", announcement.id), summary: summary),
+                    in: announcement.workspaceId, by: Self.actor, db: db
+                )
+            }
+            try await JobRepository(db).complete(ids: [job.id])
+        }
+    }
+
+    private func pauseForProblem(_ announcement: Announcement, _ problem: DomainError, job: Job) async throws {
+        let now = env.now()
+        let audit = try await env.auditRecorder()
+        try await env.database.transaction { db in
+            let repository = AnnouncementRepository(db, workspaceId: announcement.workspaceId)
+            if try await repository.transition(id: announcement.id, from: [.sending, .scheduled], to: .paused, at: now) {
+                try await repository.holdDeliveries(id: announcement.id, now: now)
+                var summary = AnnouncementService.summary(announcement)
+                summary["reason"] = .string(problem.code)
+                try await audit.record(
+                    AuditChange("announcement.paused", target: ("announcement", announcement.id), summary: summary),
+                    in: announcement.workspaceId, by: Self.actor, db: db
+                )
+            }
+            try await JobRepository(db).reschedule(id: job.id, runAt: now.addingTimeInterval(settings.pausedRecheck))
+        }
+        env.logger.warning("Announcement paused", metadata: ["announcement": "\(announcement.id)", "reason": "\(problem.code)"])
+    }
+
+    private func park(_ job: Job, until: Date) async throws {
+        try await env.database.transaction { db in try await JobRepository(db).reschedule(id: job.id, runAt: until) }
+    }
+
+    private func finishJob(_ job: Job) async throws {
+        try await env.database.transaction { db in try await JobRepository(db).complete(ids: [job.id]) }
+    }
+
+    /// Announcements whose every message is final are finished (audited once).
+    func finishAnnouncements() async throws {
+        let candidates = try await TenantScope.with(.instance) {
+            try await env.database.read { db in try await AnnouncementRepository.unfinished(db: db, limit: 100) }
+        }
+        for candidate in candidates {
+            try await TenantScope.with(.workspace(candidate.workspaceId)) {
+                let now = env.now()
+                let audit = try await env.auditRecorder()
+                try await env.database.transaction { db in
+                    let repository = AnnouncementRepository(db, workspaceId: candidate.workspaceId)
+                    guard try await repository.allMessagesFinal(id: candidate.id),
+                          try await repository.transition(id: candidate.id, from: [.sent], to: .sent, at: now, finished: true),
+                          let announcement = try await repository.find(id: candidate.id)
+                    else { return }
+                    var summary = AnnouncementService.summary(announcement)
+                    for (status, count) in try await repository.messageCounts(id: candidate.id) {
+                        summary[status.rawValue] = .number(Double(count))
+                    }
+                    try await audit.record(
+                        AuditChange("announcement.finished", target: ("announcement", candidate.id), summary: summary),
+                        in: candidate.workspaceId, by: Self.actor, db: db
+                    )
+                }
+            }
+        }
+    }
+
+    static let actor = AuditActor(kind: .system, id: "announcements")
+}

@@ -1,0 +1,214 @@
+import Foundation
+import SQLKit
+import TidingsDomain
+
+/// Announcements of one workspace and the progress of their fan-out. Names, template slugs
+/// and topics are not personal data; the recipients live in `messages`.
+public struct AnnouncementRepository: Sendable {
+    let db: any SQLDatabase
+    let workspaceId: String
+
+    public init(_ db: any SQLDatabase, workspaceId: String) {
+        self.db = db
+        self.workspaceId = workspaceId
+    }
+
+    private static let columns = """
+        id, name, template_slug, segment_id, topic, critical, status, send_at, cursor, considered, messages, not_in_segment,
+        unsubscribed, created_at, updated_at, started_at, queued_at, finished_at
+        """
+
+    public func insert(_ announcement: Announcement) async throws {
+        precondition(announcement.workspaceId == workspaceId)
+        try await db.raw("""
+            INSERT INTO announcements (id, workspace_id, name, template_slug, segment_id, topic, critical, status, send_at, created_at, updated_at)
+            VALUES (\(bind: announcement.id), \(bind: workspaceId), \(bind: announcement.name), \(bind: announcement.templateSlug),
+                    \(bind: announcement.segmentId), \(bind: announcement.topic), \(bind: announcement.critical),
+                    \(bind: announcement.status.rawValue), \(bind: announcement.sendAt.map(Timestamp.format)),
+                    \(bind: Timestamp.format(announcement.createdAt)), \(bind: Timestamp.format(announcement.updatedAt)))
+            """).run()
+    }
+
+    /// Writes the fields a user may change on a draft.
+    public func updateDraft(_ announcement: Announcement) async throws {
+        try await db.raw("""
+            UPDATE announcements SET name = \(bind: announcement.name), template_slug = \(bind: announcement.templateSlug),
+                segment_id = \(bind: announcement.segmentId), topic = \(bind: announcement.topic), critical = \(bind: announcement.critical),
+                updated_at = \(bind: Timestamp.format(announcement.updatedAt))
+            WHERE workspace_id = \(bind: workspaceId) AND id = \(bind: announcement.id) AND status = 'draft'
+            """).run()
+    }
+
+    /// Moves the announcement from one of `from` to `to`; `false` when it was in none of them
+    /// (someone else moved it first). `pausedFrom` remembers what a pause interrupted.
+    public func transition(
+        id: String, from: [AnnouncementStatus], to: AnnouncementStatus, at now: Date, sendAt: Date? = nil,
+        started: Bool = false, finished: Bool = false
+    ) async throws -> Bool {
+        var query = SQLQueryString("UPDATE announcements SET status = \(bind: to.rawValue), updated_at = \(bind: Timestamp.format(now))")
+        if to == .paused { query.appendInterpolation(", paused_from = status" as SQLQueryString) }
+        if let sendAt { query.appendInterpolation(", send_at = \(bind: Timestamp.format(sendAt))" as SQLQueryString) }
+        if started { query.appendInterpolation(", started_at = COALESCE(started_at, \(bind: Timestamp.format(now)))" as SQLQueryString) }
+        if finished { query.appendInterpolation(", finished_at = COALESCE(finished_at, \(bind: Timestamp.format(now)))" as SQLQueryString) }
+        query.appendInterpolation("""
+             WHERE workspace_id = \(bind: workspaceId) AND id = \(bind: id) AND status IN (\(binds: from.map(\.rawValue))) RETURNING id
+            """ as SQLQueryString)
+        return try await db.raw(query).first() != nil
+    }
+
+    /// What a pause interrupted (`scheduled`, `sending` or `sent`).
+    public func pausedFrom(id: String) async throws -> AnnouncementStatus? {
+        try await db.raw("SELECT paused_from FROM announcements WHERE workspace_id = \(bind: workspaceId) AND id = \(bind: id)")
+            .first()?.decode(column: "paused_from", as: String?.self).flatMap(AnnouncementStatus.init(rawValue:))
+    }
+
+    /// Records a batch of the fan-out; the cursor moves only while the announcement is still
+    /// `sending`. Returns `false` (and writes nothing) otherwise.
+    public func advance(id: String, to progress: Announcement.Progress, at now: Date) async throws -> Bool {
+        try await db.raw("""
+            UPDATE announcements SET cursor = \(bind: progress.cursor), considered = \(bind: progress.considered),
+                messages = \(bind: progress.messages), not_in_segment = \(bind: progress.notInSegment),
+                unsubscribed = \(bind: progress.unsubscribed), updated_at = \(bind: Timestamp.format(now))
+            WHERE workspace_id = \(bind: workspaceId) AND id = \(bind: id) AND status = 'sending' RETURNING id
+            """).first() != nil
+    }
+
+    /// The fan-out considered every contact.
+    public func markQueued(id: String, at now: Date) async throws -> Bool {
+        try await db.raw("""
+            UPDATE announcements SET status = 'sent', queued_at = \(bind: Timestamp.format(now)), updated_at = \(bind: Timestamp.format(now))
+            WHERE workspace_id = \(bind: workspaceId) AND id = \(bind: id) AND status = 'sending' RETURNING id
+            """).first() != nil
+    }
+
+    public func find(id: String) async throws -> Announcement? {
+        guard let row = try await db.raw("""
+            SELECT \(unsafeRaw: Self.columns) FROM announcements WHERE workspace_id = \(bind: workspaceId) AND id = \(bind: id)
+            """).first() else { return nil }
+        return try decode(row)
+    }
+
+    public func list(afterId: String?, limit: Int) async throws -> [Announcement] {
+        var query = SQLQueryString("SELECT \(unsafeRaw: Self.columns) FROM announcements WHERE workspace_id = \(bind: workspaceId)")
+        if let afterId { query.appendInterpolation(" AND id > \(bind: afterId)" as SQLQueryString) }
+        query.appendInterpolation(" ORDER BY id LIMIT \(literal: limit)" as SQLQueryString)
+        return try await db.raw(query).all().map(decode)
+    }
+
+    public func delete(id: String) async throws -> Bool {
+        try await db.raw("""
+            DELETE FROM announcements WHERE workspace_id = \(bind: workspaceId) AND id = \(bind: id) AND status = 'draft' RETURNING id
+            """).first() != nil
+    }
+
+    /// Whether any announcement uses the segment.
+    public func usesSegment(_ segmentId: String) async throws -> Bool {
+        try await db.raw("""
+            SELECT 1 AS used FROM announcements WHERE workspace_id = \(bind: workspaceId) AND segment_id = \(bind: segmentId) LIMIT 1
+            """).first() != nil
+    }
+
+    /// How the announcement's messages stand, by status.
+    public func messageCounts(id: String) async throws -> [MessageStatus: Int] {
+        var counts: [MessageStatus: Int] = [:]
+        for row in try await db.raw("""
+            SELECT status, COUNT(*) AS n FROM messages
+            WHERE workspace_id = \(bind: workspaceId) AND origin_id = \(bind: id) GROUP BY status
+            """).all() {
+            if let status = MessageStatus(rawValue: try row.decode(column: "status", as: String.self)) {
+                counts[status] = try row.decode(column: "n", as: Int.self)
+            }
+        }
+        return counts
+    }
+
+    /// Announcements (any workspace) whose fan-out is done but that are not finished yet: the
+    /// instance-level pass checks whether their messages are all final.
+    public static func unfinished(db: any SQLDatabase, limit: Int) async throws -> [(id: String, workspaceId: String)] {
+        try await db.raw("""
+            SELECT id, workspace_id FROM announcements WHERE status = 'sent' AND finished_at IS NULL ORDER BY id LIMIT \(literal: limit)
+            """).all().map { (try $0.decode(column: "id", as: String.self), try $0.decode(column: "workspace_id", as: String.self)) }
+    }
+
+    /// Whether every message of the announcement is final.
+    public func allMessagesFinal(id: String) async throws -> Bool {
+        let open = MessageStatus.allCases.filter { !$0.isFinal }.map(\.rawValue)
+        return try await db.raw("""
+            SELECT 1 AS pending FROM messages WHERE workspace_id = \(bind: workspaceId) AND origin_id = \(bind: id)
+            AND status IN (\(binds: open)) LIMIT 1
+            """).first() == nil
+    }
+
+    // MARK: The announcement's messages
+
+    /// The announcement's messages that wait for delivery.
+    private func waitingMessages(_ id: String) -> SQLQueryString {
+        """
+        SELECT m.id FROM messages m WHERE m.workspace_id = \(bind: workspaceId) AND m.origin_id = \(bind: id)
+        AND m.status IN ('queued', 'scheduled', 'deferred')
+        """
+    }
+
+    /// A pause: deliveries of the announcement's waiting messages (not leased by a worker right
+    /// now) are held until `releaseDeliveries`.
+    public func holdDeliveries(id: String, now: Date) async throws {
+        try await db.raw("""
+            UPDATE jobs SET run_at = \(bind: Timestamp.format(Self.held)) WHERE workspace_id = \(bind: workspaceId) AND kind = 'message.deliver'
+            AND (lease_until IS NULL OR lease_until < \(bind: Timestamp.format(now))) AND subject_id IN (\(waitingMessages(id)))
+            """).run()
+    }
+
+    /// A resume: held deliveries are due again.
+    public func releaseDeliveries(id: String, now: Date) async throws {
+        try await db.raw("""
+            UPDATE jobs SET run_at = \(bind: Timestamp.format(now)) WHERE workspace_id = \(bind: workspaceId) AND kind = 'message.deliver'
+            AND run_at = \(bind: Timestamp.format(Self.held)) AND subject_id IN (\(waitingMessages(id)))
+            """).run()
+    }
+
+    /// Where held jobs wait: far enough that no worker claims them (9999-01-01).
+    public static let held = Date(timeIntervalSince1970: 253_370_764_800)
+
+    /// A cancellation: waiting messages not being sent right now become `cancelled` and their
+    /// jobs go; returns their ids (the caller adds the timeline steps).
+    public func cancelWaiting(id: String, now: Date) async throws -> [String] {
+        let stamp = Timestamp.format(now)
+        let ids = try await db.raw("""
+            UPDATE messages SET status = 'cancelled', next_attempt_at = NULL, updated_at = \(bind: stamp)
+            WHERE workspace_id = \(bind: workspaceId) AND origin_id = \(bind: id) AND status IN ('queued', 'scheduled', 'deferred')
+            AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.kind = 'message.deliver' AND j.subject_id = messages.id
+                            AND j.lease_until IS NOT NULL AND j.lease_until >= \(bind: stamp))
+            RETURNING id
+            """).all().map { try $0.decode(column: "id", as: String.self) }
+        var start = ids.startIndex
+        while start < ids.endIndex {
+            let chunk = Array(ids[start..<min(start + 1000, ids.endIndex)])
+            try await db.raw("""
+                DELETE FROM jobs WHERE workspace_id = \(bind: workspaceId) AND kind = 'message.deliver' AND subject_id IN (\(binds: chunk))
+                """).run()
+            start += chunk.count
+        }
+        return ids
+    }
+
+    private func decode(_ row: any SQLRow) throws -> Announcement {
+        guard let status = AnnouncementStatus(rawValue: try row.decode(column: "status", as: String.self)) else {
+            throw StorageError.corruptValue(column: "announcements.status")
+        }
+        return Announcement(
+            id: try row.decode(column: "id", as: String.self), workspaceId: workspaceId, name: try row.decode(column: "name", as: String.self),
+            templateSlug: try row.decode(column: "template_slug", as: String.self), segmentId: try row.decode(column: "segment_id", as: String?.self),
+            topic: try row.decode(column: "topic", as: String?.self), critical: try row.decode(column: "critical", as: Bool.self), status: status,
+            sendAt: try row.decode(column: "send_at", as: String?.self).flatMap(Timestamp.parse),
+            progress: Announcement.Progress(
+                cursor: try row.decode(column: "cursor", as: String?.self), considered: try row.decode(column: "considered", as: Int.self),
+                messages: try row.decode(column: "messages", as: Int.self), notInSegment: try row.decode(column: "not_in_segment", as: Int.self),
+                unsubscribed: try row.decode(column: "unsubscribed", as: Int.self)
+            ),
+            createdAt: try row.decodeTimestamp("created_at"), updatedAt: try row.decodeTimestamp("updated_at"),
+            startedAt: try row.decode(column: "started_at", as: String?.self).flatMap(Timestamp.parse),
+            queuedAt: try row.decode(column: "queued_at", as: String?.self).flatMap(Timestamp.parse),
+            finishedAt: try row.decode(column: "finished_at", as: String?.self).flatMap(Timestamp.parse)
+        )
+    }
+}
