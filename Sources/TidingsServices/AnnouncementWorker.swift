@@ -68,17 +68,25 @@ public final class AnnouncementWorker: Sendable {
     }
 
     /// Runs every fan-out that is due to its end (or pause), then marks finished announcements;
-    /// returns how many jobs were taken. For tests and one-off runs.
+    /// returns how many jobs were taken. For tests and one-off runs. With `maxBatches`, it
+    /// stops after writing that many batches, keeping its lease, as a worker that died
+    /// between two batches would.
     @discardableResult
-    public func drain() async throws -> Int {
+    public func drain(maxBatches: Int = .max) async throws -> Int {
         var taken = 0
-        while try await step() { taken += 1 }
+        var budget = maxBatches
+        while budget > 0, try await step(budget: &budget) { taken += 1 }
         try await finishAnnouncements()
         return taken
     }
 
     /// Takes one due fan-out job and works on it; `false` when none was due.
     func step() async throws -> Bool {
+        var budget = Int.max
+        return try await step(budget: &budget)
+    }
+
+    private func step(budget: inout Int) async throws -> Bool {
         let now = env.now()
         let claimed = try await TenantScope.with(.instance) {
             try await env.database.transaction { [owner, settings] db in
@@ -88,16 +96,18 @@ public final class AnnouncementWorker: Sendable {
             }
         }
         guard let job = claimed.first else { return false }
+        var remaining = budget
         try await TenantScope.with(.workspace(job.workspaceId)) {
-            try await fanOut(job)
+            try await fanOut(job, budget: &remaining)
         }
+        budget = remaining
         return true
     }
 
     private enum Stop: Error { case notSending }
 
     /// Works on one announcement until its audience is queued, or it is paused or cancelled.
-    private func fanOut(_ job: Job) async throws {
+    private func fanOut(_ job: Job, budget: inout Int) async throws {
         let workspaceId = job.workspaceId
         let id = job.subjectId
         let vault = try await env.keyring.vault(for: workspaceId)
@@ -145,7 +155,7 @@ public final class AnnouncementWorker: Sendable {
             kind: .announcement, id: id, topicId: announcement.critical ? nil : announcement.topic, marketing: !announcement.critical
         )
         var progress = announcement.progress
-        while !stopping.load(ordering: .relaxed) {
+        while !stopping.load(ordering: .relaxed) && budget > 0 {
             let batchStart = env.now()
             let cursor = progress.cursor
             let members = try await env.database.read { [settings] db in
@@ -204,8 +214,9 @@ public final class AnnouncementWorker: Sendable {
                 }
             } catch Stop.notSending {
                 // Paused or cancelled between batches: nothing of this batch was written.
-                return try await fanOut(job)
+                return try await fanOut(job, budget: &budget)
             }
+            budget -= 1
             progress = next
             if !jobs.isEmpty { deliveries.wake() }
         }
