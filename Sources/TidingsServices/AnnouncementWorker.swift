@@ -154,71 +154,116 @@ public final class AnnouncementWorker: Sendable {
         let origin = MessageOrigin(
             kind: .announcement, id: id, topicId: announcement.critical ? nil : announcement.topic, marketing: !announcement.critical
         )
-        var progress = announcement.progress
+        let plan = Plan(
+            workspaceId: workspaceId, announcement: announcement, filter: filter, origin: origin, target: target, serverId: serverId,
+            fromDomain: fromDomain, vault: vault
+        )
+        // Reading and preparing the next batch overlaps writing the current one.
+        var current = try await prepare(plan, after: announcement.progress)
         while !stopping.load(ordering: .relaxed) && budget > 0 {
-            let batchStart = env.now()
-            let cursor = progress.cursor
-            let members = try await env.database.read { [settings] db in
-                try await AudienceRepository(db, vault: vault).batch(
-                    afterId: cursor, limit: settings.batchSize,
-                    attributes: filter?.attributeNames ?? [], events: filter?.eventRequirements ?? [:]
-                )
-            }
-            guard let last = members.last else {
-                try await markQueued(announcement, progress: progress, job: job)
+            guard let batch = current else {
+                try await markQueued(announcement, progress: announcement.progress, job: job)
                 return
             }
-            var next = progress
-            next.cursor = last.id
-            next.considered += members.count
-            var inserts: [Message] = []
-            var timeline: [(messageId: String, event: MessageEvent)] = []
-            var jobs: [(id: String, workspaceId: String, kind: String, subjectId: String, runAt: Date)] = []
-            for member in members {
-                if let filter, !filter.matches(member.subject, now: batchStart) {
-                    next.notInSegment += 1
-                    continue
-                }
-                if !announcement.critical && member.status == .unsubscribed {
-                    next.unsubscribed += 1
-                    continue
-                }
-                let email = try await AudienceRepository.email(of: member, vault: vault)
-                let messageId = Identifier.make("msg", at: batchStart)
-                let status: MessageStatus = member.status == .bounced ? .suppressed : .queued
-                inserts.append(Message(
-                    id: messageId, workspaceId: workspaceId, contactId: member.id, templateId: target.templateId, templateSlug: target.slug,
-                    templateVersion: target.version, emailServerId: serverId, status: status, request: MessageRequest(rcpt: email.value),
-                    messageIdHeader: "<\(messageId)@\(fromDomain)>", sendAt: batchStart, origin: origin, createdAt: batchStart, updatedAt: batchStart
-                ))
-                var detail: [String: JSONValue] = [:]
-                if status == .suppressed {
-                    detail["reason"] = .string("The contact's mailbox bounced; clear it with DELETE /v1/suppressions/{email}.")
-                } else {
-                    jobs.append((Identifier.make("job", at: batchStart), workspaceId, MessageService.jobKind, messageId, batchStart))
-                }
-                timeline.append((messageId, MessageEvent(id: Identifier.make("me", at: batchStart), kind: status, detail: detail, at: batchStart)))
+            if batch.members == 0 {
+                try await markQueued(announcement, progress: batch.progress, job: job)
+                return
             }
-            next.messages += inserts.count
-            let batch = (inserts, timeline, jobs, next)
+            async let following = prepare(plan, after: batch.progress)
             do {
-                try await env.database.transaction { [owner, settings] db in
-                    let messages = MessageRepository(db, vault: vault)
-                    try await messages.insert(batch.0)
-                    try await messages.addEvents(batch.1, newMessages: true)
-                    try await JobRepository(db).enqueue(batch.2, at: batchStart)
-                    guard try await AnnouncementRepository(db, workspaceId: workspaceId).advance(id: id, to: batch.3, at: batchStart) else {
-                        throw Stop.notSending
-                    }
-                    try await JobRepository(db).extendLeases(ids: [job.id], owner: owner, until: env.now().addingTimeInterval(settings.lease))
-                }
+                try await write(batch, plan: plan, job: job)
             } catch Stop.notSending {
                 // Paused or cancelled between batches: nothing of this batch was written.
+                _ = try? await following
                 return try await fanOut(job, budget: &budget)
             }
             budget -= 1
-            progress = next
-            if !jobs.isEmpty { deliveries.wake() }
+            if !batch.jobs.isEmpty { deliveries.wake() }
+            announcement.progress = batch.progress
+            current = try await following
+        }
+    }
+
+    /// What every batch of one fan-out shares.
+    private struct Plan: Sendable {
+        var workspaceId: String
+        var announcement: Announcement
+        var filter: SegmentFilter?
+        var origin: MessageOrigin
+        var target: TemplateRepository.SendTarget
+        var serverId: String
+        var fromDomain: String
+        var vault: Vault
+    }
+
+    /// One batch, ready to write: its messages (requests sealed), timeline steps, jobs, and the
+    /// progress after it.
+    private struct Batch: Sendable {
+        var members: Int
+        var messages: [Message]
+        var sealedRequests: [String]
+        var timeline: [(messageId: String, event: MessageEvent)]
+        var jobs: [(id: String, workspaceId: String, kind: String, subjectId: String, runAt: Date)]
+        var progress: Announcement.Progress
+        var at: Date
+    }
+
+    /// Reads the contacts after `progress.cursor` and prepares their messages.
+    private func prepare(_ plan: Plan, after progress: Announcement.Progress) async throws -> Batch? {
+        let at = env.now()
+        let members = try await env.database.read { [settings] db in
+            try await AudienceRepository(db, vault: plan.vault).batch(
+                afterId: progress.cursor, limit: settings.batchSize,
+                attributes: plan.filter?.attributeNames ?? [], events: plan.filter?.eventRequirements ?? [:]
+            )
+        }
+        var batch = Batch(members: members.count, messages: [], sealedRequests: [], timeline: [], jobs: [], progress: progress, at: at)
+        guard let last = members.last else { return batch }
+        batch.progress.cursor = last.id
+        batch.progress.considered += members.count
+        for member in members {
+            if let filter = plan.filter, !filter.matches(member.subject, now: at) {
+                batch.progress.notInSegment += 1
+                continue
+            }
+            if !plan.announcement.critical && member.status == .unsubscribed {
+                batch.progress.unsubscribed += 1
+                continue
+            }
+            let email = try await AudienceRepository.email(of: member, vault: plan.vault)
+            let messageId = Identifier.make("msg", at: at)
+            let status: MessageStatus = member.status == .bounced ? .suppressed : .queued
+            let message = Message(
+                id: messageId, workspaceId: plan.workspaceId, contactId: member.id, templateId: plan.target.templateId,
+                templateSlug: plan.target.slug, templateVersion: plan.target.version, emailServerId: plan.serverId, status: status,
+                request: MessageRequest(rcpt: email.value), messageIdHeader: "<\(messageId)@\(plan.fromDomain)>", sendAt: at,
+                origin: plan.origin, createdAt: at, updatedAt: at
+            )
+            batch.messages.append(message)
+            batch.sealedRequests.append(try MessageRepository.sealRequest(message, vault: plan.vault))
+            var detail: [String: JSONValue] = [:]
+            if status == .suppressed {
+                detail["reason"] = .string("The contact's mailbox bounced; clear it with DELETE /v1/suppressions/{email}.")
+            } else {
+                batch.jobs.append((Identifier.make("job", at: at), plan.workspaceId, MessageService.jobKind, messageId, at))
+            }
+            batch.timeline.append((messageId, MessageEvent(id: Identifier.make("me", at: at), kind: status, detail: detail, at: at)))
+        }
+        batch.progress.messages += batch.messages.count
+        return batch
+    }
+
+    /// Writes a batch with the announcement's progress, or nothing when it is no longer sending.
+    private func write(_ batch: Batch, plan: Plan, job: Job) async throws {
+        try await env.database.transaction { [owner, settings] db in
+            let messages = MessageRepository(db, vault: plan.vault)
+            try await messages.insert(batch.messages, sealedRequests: batch.sealedRequests)
+            try await messages.addEvents(batch.timeline, newMessages: true)
+            try await JobRepository(db).enqueue(batch.jobs, at: batch.at)
+            guard try await AnnouncementRepository(db, workspaceId: plan.workspaceId).advance(id: plan.announcement.id, to: batch.progress, at: batch.at) else {
+                throw Stop.notSending
+            }
+            try await JobRepository(db).extendLeases(ids: [job.id], owner: owner, until: env.now().addingTimeInterval(settings.lease))
         }
     }
 

@@ -58,12 +58,18 @@ public struct AudienceRepository: Sendable {
     }
 
     private func attributeValues(of ids: [String], names: Set<String>) async throws -> [String: [String: AttributeValue]] {
+        // By primary key (contact_id, name): with the workspace in the WHERE clause a planner
+        // may pick the (workspace, name) index and read every contact's value per batch. The
+        // workspace is checked on each row instead.
         let rows = try await db.raw("""
-            SELECT contact_id, name, kind, value_sealed FROM contact_attributes
-            WHERE workspace_id = \(bind: workspaceId) AND contact_id IN (\(binds: ids)) AND name IN (\(binds: names.sorted()))
+            SELECT contact_id, workspace_id, name, kind, value_sealed FROM contact_attributes
+            WHERE contact_id IN (\(binds: ids)) AND name IN (\(binds: names.sorted()))
             """).all()
         var result: [String: [String: AttributeValue]] = [:]
         for row in rows {
+            guard try row.decode(column: "workspace_id", as: String.self) == workspaceId else {
+                throw StorageError.corruptValue(column: "contact_attributes.workspace_id")
+            }
             let contactId = try row.decode(column: "contact_id", as: String.self)
             let name = try row.decode(column: "name", as: String.self)
             guard let sealed = try row.decode(column: "value_sealed", as: String?.self) else {

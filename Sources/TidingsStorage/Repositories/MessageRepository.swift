@@ -36,16 +36,18 @@ public struct MessageRepository: Sendable {
         created_at, updated_at
         """
 
-    /// New messages, in one statement.
-    public func insert(_ messages: [Message]) async throws {
+    /// New messages, in one statement. `sealedRequests` are their requests already sealed
+    /// (`sealRequest`), so a caller can do that work before its transaction.
+    public func insert(_ messages: [Message], sealedRequests: [String]? = nil) async throws {
         guard !messages.isEmpty else { return }
+        precondition(sealedRequests == nil || sealedRequests!.count == messages.count)
         var rows: [SQLQueryString] = []
-        for message in messages {
+        for (index, message) in messages.enumerated() {
             precondition(message.workspaceId == workspaceId)
             rows.append("""
                 (\(bind: message.id), \(bind: message.contactId), \(bind: message.templateId), \(bind: message.templateSlug),
                  \(bind: message.templateVersion), \(bind: message.emailServerId), \(bind: message.status.rawValue),
-                 \(bind: try sealRequest(message)), \(bind: Self.messageIdDomain(message)), \(bind: Timestamp.format(message.sendAt)),
+                 \(bind: try sealedRequests?[index] ?? sealRequest(message)), \(bind: Self.messageIdDomain(message)), \(bind: Timestamp.format(message.sendAt)),
                  \(bind: message.attempts), \(bind: message.nextAttemptAt.map(Timestamp.format)), \(bind: message.tlsVersion),
                  \(bind: message.tlsCipher), \(bind: message.tlsVerified), \(bind: message.origin.kind.rawValue),
                  \(bind: message.origin.id), \(bind: message.origin.topicId), \(bind: message.origin.marketing),
@@ -212,7 +214,12 @@ public struct MessageRepository: Sendable {
         return String(header[header.index(after: at)...].prefix { $0 != ">" })
     }
 
-    private func sealRequest(_ message: Message) throws -> String {
+    func sealRequest(_ message: Message) throws -> String {
+        try Self.sealRequest(message, vault: vault)
+    }
+
+    /// A message's request as `insert` stores it.
+    public static func sealRequest(_ message: Message, vault: Vault) throws -> String {
         let json = String(decoding: try JSONEncoder().encode(message.request), as: UTF8.self)
         return try vault.seal(json, table: "messages", column: "request", row: message.id)
     }
