@@ -431,8 +431,11 @@ public final class DeliveryWorker: Sendable {
         for (name, value) in prepared.contact?.attributes ?? [:] { contactFields[name] = value.json }
         variables["contact"] = .object(contactFields)
         // The link's token names this contact and message; it is good for the workspace's lifetime.
-        let token = UnsubscribeToken(workspaceId: message.workspaceId, contactId: message.contactId, messageId: message.id).encode(with: vault)
-        let unsubscribeLink = SubscriptionService.preferenceURL(publicURL: settings.publicURL, token: token)
+        // Made only when the message shows it.
+        let usesLink = prepared.content.variables.contains("unsubscribe_link")
+        let token = message.origin.marketing || usesLink
+            ? UnsubscribeToken(workspaceId: message.workspaceId, contactId: message.contactId, messageId: message.id).encode(with: vault) : ""
+        let unsubscribeLink = usesLink ? SubscriptionService.preferenceURL(publicURL: settings.publicURL, token: token) : ""
         let rendered = try prepared.content.render(TemplateService.context(variables, unsubscribeLink: unsubscribeLink))
         var replyTo = rendered.replyToAddress.map { Mailbox(rendered.replyToName ?? "", $0) }
         if let raw = message.request.replyTo {
