@@ -45,6 +45,17 @@ public enum Identifier {
         return prefix + "_" + digits(high: hi, low: lo)
     }
 
+    /// The identifier right after `id` (one more in its last bit), for a sequence that must
+    /// stay in order within one millisecond; `nil` when `id` is not canonical.
+    public static func successor(of id: String, prefix: String) -> String? {
+        guard var bytes = bytes(of: id, prefix: prefix) else { return nil }
+        for index in bytes.indices.reversed() {
+            bytes[index] &+= 1
+            if bytes[index] != 0 { break }
+        }
+        return string(prefix: prefix, bytes: bytes)
+    }
+
     private static func digits(high: UInt64, low: UInt64) -> String {
         var out = [UInt8](repeating: 0, count: 26)
         // 26 base-32 digits = 130 bits; the first digit carries only 3 bits.

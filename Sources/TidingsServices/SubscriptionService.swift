@@ -98,9 +98,16 @@ public struct SubscriptionService: Sendable {
         let unsubscribed = update.unsubscribedFromAll ?? wasUnsubscribed
 
         var changes: [SubscriptionChange] = []
+        // The history is read in id order: ids made in one millisecond still follow each other,
+        // and the ones before (the contact's row is locked, so no one else adds any now).
+        var last = unsubscribed != wasUnsubscribed || !leave.isEmpty || !rejoin.isEmpty
+            ? try await repository.lastChangeId(contactId: contactId) : nil
         func change(_ kind: SubscriptionChange.Kind, _ topic: Topic? = nil) -> SubscriptionChange {
-            SubscriptionChange(
-                id: Identifier.make("sc", at: now), contactId: contactId, kind: kind, topicId: topic?.id, via: source.via,
+            var id = Identifier.make("sc", at: now)
+            if let previous = last, id <= previous, let next = Identifier.successor(of: previous, prefix: "sc") { id = next }
+            last = id
+            return SubscriptionChange(
+                id: id, contactId: contactId, kind: kind, topicId: topic?.id, via: source.via,
                 messageId: source.messageId, originKind: source.origin?.kind, originId: source.origin?.id, at: now
             )
         }

@@ -59,11 +59,14 @@ struct UnsubscribeLinkTests {
         }
         #expect(Identifier.bytes(of: "ct_" + String(repeating: "Z", count: 26), prefix: "ct") == nil, "more than 128 bits")
         #expect(Identifier.bytes(of: contactId.lowercased(), prefix: "ct") == nil)
+        let next = try #require(Identifier.successor(of: contactId, prefix: "ct"))
+        #expect(next > contactId && Identifier.successor(of: next, prefix: "ct")! > next)
     }
 
     @Test("The preference page shows the masked address and a labelled checkbox per topic; saving changes subscriptions, audited", arguments: TestBackend.all)
     func preferencePage(backend: TestBackend) async throws {
-        try await withAPI(backend) { api, tidings in
+        // A clock that stands still: the history keeps its order within one millisecond.
+        try await withAPI(backend, clock: TestClock()) { api, tidings in
             let workspace = try await tidings.makeWorkspace(name: "Acme <Shop>")
             let key = workspace.key
             _ = try await api.post("/v1/topics", key: key, json: ["slug": "news", "name": "Product news", "description": "New features, monthly."])

@@ -95,6 +95,13 @@ public struct SubscriptionRepository: Sendable {
         try await insert.run()
     }
 
+    /// The id of the contact's latest change, if any.
+    public func lastChangeId(contactId: String) async throws -> String? {
+        try await db.raw("""
+            SELECT MAX(id) AS last FROM subscription_changes WHERE workspace_id = \(bind: workspaceId) AND contact_id = \(bind: contactId)
+            """).first()?.decode(column: "last", as: String?.self)
+    }
+
     /// A contact's changes in id (time) order after `afterId`; at most `limit` (nil: all).
     public func changes(contactId: String, afterId: String?, limit: Int?) async throws -> [SubscriptionChange] {
         var query = SQLQueryString("""
