@@ -50,6 +50,8 @@ public struct Tidings: Sendable {
     public let contacts: ContactService
     public let events: EventService
     public var audit: AuditService { AuditService(environment) }
+    public var topics: TopicService { TopicService(environment) }
+    public var subscriptions: SubscriptionService { SubscriptionService(environment) }
     public let accounts: AccountService
     public let accountSettings: AccountService.Settings
     public var migrator: Migrator { Migrator(database: ownerDatabase ?? database, logger: logger) }
@@ -242,7 +244,8 @@ public struct Tidings: Sendable {
             makeImport: { [environment] workspaceId, types, actor in try ContactImport(environment, workspaceId: workspaceId, types: types, by: actor) },
             isReady: { [migrator] in (try? await migrator.isCurrent()) ?? false },
             now: environment.now,
-            importMaxBytes: configuration.importMaxBytes
+            importMaxBytes: configuration.importMaxBytes,
+            topics: topics, subscriptions: subscriptions
         )
         return try buildRouter(services: services, transport: transport)
     }

@@ -125,6 +125,13 @@ public struct BlindIndex: Sendable {
     public func index(_ value: String) -> String {
         SecretHasher.hex(HMAC<SHA256>.authenticationCode(for: Data(value.utf8), using: key))
     }
+
+    /// HMAC-SHA-256 of `message` under a key derived (HKDF) from the index key for `purpose`,
+    /// so links the workspace signs share no key with its indexes and die with its keys.
+    func authenticationCode(_ message: [UInt8], purpose: String) -> [UInt8] {
+        let derived = HKDF<SHA256>.deriveKey(inputKeyMaterial: key, info: Data("tidings.\(purpose).v1".utf8), outputByteCount: 32)
+        return Array(HMAC<SHA256>.authenticationCode(for: message, using: derived))
+    }
 }
 
 /// Fresh key material, so callers above this layer need not import Crypto.

@@ -63,7 +63,10 @@ public func buildRouter(
     SegmentsController(services: services).register(on: routes)
     AnnouncementsController(services: services).register(on: routes)
     AuditController(services: services).register(on: routes)
+    TopicsController(services: services).register(on: routes)
+    SubscriptionsController(services: services).register(on: routes)
     WebController(services: services).register(on: router, table: table)
+    PreferencePagesController(services: services).register(on: router, table: table)
     return router
 }
 

@@ -26,6 +26,9 @@ public struct APIServices: Sendable {
     public var now: @Sendable () -> Date
     /// The largest CSV upload an import reads.
     public var importMaxBytes: Int
+    public var topics: TopicService
+    /// Contacts' subscriptions: the API, the preference page and one-click unsubscribes.
+    public var subscriptions: SubscriptionService
 
     public init(
         contacts: ContactService, events: EventService, apiKeys: APIKeyService, templates: TemplateService, domains: DomainService, emailServers: EmailServerService,
@@ -34,8 +37,10 @@ public struct APIServices: Sendable {
         accounts: AccountService, accountSettings: AccountService.Settings, listWorkspaces: @escaping @Sendable () async throws -> [Workspace],
         makeImport: @escaping @Sendable (String, String?, AuditActor) throws -> ContactImport,
         isReady: @escaping @Sendable () async -> Bool, now: @escaping @Sendable () -> Date,
-        importMaxBytes: Int = 256 * 1024 * 1024
+        importMaxBytes: Int = 256 * 1024 * 1024, topics: TopicService, subscriptions: SubscriptionService
     ) {
+        self.topics = topics
+        self.subscriptions = subscriptions
         self.importMaxBytes = importMaxBytes
         self.contacts = contacts
         self.events = events

@@ -90,11 +90,15 @@ struct ExportDTO: Encodable {
     var generatedAt: String
     var contact: ContactDTO
     var events: [EventDTO]
+    var subscriptions: SubscriptionsDTO
+    var subscriptionChanges: [SubscriptionChangeDTO]
 
     init(_ export: ContactService.Export) {
         generatedAt = Timestamp.format(export.generatedAt)
         contact = ContactDTO(export.contact)
         events = export.events.map(EventDTO.init)
+        subscriptions = SubscriptionsDTO(export.subscriptions)
+        subscriptionChanges = export.subscriptionChanges.map(SubscriptionChangeDTO.init)
     }
 }
 

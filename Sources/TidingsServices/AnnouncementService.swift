@@ -66,6 +66,7 @@ public struct AnnouncementService: Sendable {
         let audit = try await env.auditRecorder()
         try await env.database.transaction { db in
             try await Self.checkSegment(segmentId, db: db, vault: vault)
+            _ = try await Self.checkTopic(topic, workspaceId: workspaceId, db: db)
             try await AnnouncementRepository(db, workspaceId: workspaceId).insert(announcement)
             try await audit.record(Self.change("announcement.created", announcement), in: workspaceId, by: actor, db: db)
         }
@@ -123,7 +124,10 @@ public struct AnnouncementService: Sendable {
                 try await Self.checkSegment(segmentId, db: db, vault: vault)
                 announcement.segmentId = segmentId
             }
-            if let topic { announcement.topic = topic }
+            if let topic {
+                _ = try await Self.checkTopic(topic, workspaceId: workspaceId, db: db)
+                announcement.topic = topic
+            }
             if let critical { announcement.critical = critical }
             if let sendAt { announcement.sendAt = sendAt }
             if announcement.critical && !mayMarkCritical {
@@ -163,6 +167,7 @@ public struct AnnouncementService: Sendable {
         let audit = try await env.auditRecorder()
         try await env.database.transaction { db in
             try await Self.checkSegment(current.segmentId, db: db, vault: vault)
+            _ = try await Self.checkTopic(current.critical ? nil : current.topic, workspaceId: workspaceId, db: db)
             let repository = AnnouncementRepository(db, workspaceId: workspaceId)
             let later = current.sendAt.map { $0 > now } ?? false
             guard try await repository.transition(id: id, from: [.draft], to: later ? .scheduled : .sending, at: now, started: !later) else {
@@ -285,11 +290,19 @@ public struct AnnouncementService: Sendable {
     }
 
     static func topic(_ raw: String) throws(DomainError) -> String {
-        let topic = raw.trimmingCharacters(in: .whitespaces).lowercased()
-        guard (1...64).contains(topic.count), topic.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") }) else {
-            throw .invalid("invalid_topic", "A topic is 1 to 64 letters, digits, '-', '_' or '.'.", field: "topic")
+        guard let slug = try? Topic.validateSlug(raw, field: "topic") else {
+            throw .invalid("unknown_topic", "No topic with the slug '\(raw.prefix(80))' exists; create it under /v1/topics first.", field: "topic")
         }
-        return topic
+        return slug
+    }
+
+    /// The topic's id; a topic that does not exist is a 4xx naming `topic`.
+    static func checkTopic(_ slug: String?, workspaceId: String, db: any SQLDatabase) async throws -> String? {
+        guard let slug else { return nil }
+        guard let topic = try await TopicRepository(db, workspaceId: workspaceId).find(slug: slug) else {
+            throw DomainError.invalid("unknown_topic", "No topic with the slug '\(slug)' exists; create it under /v1/topics first.", field: "topic")
+        }
+        return topic.id
     }
 
     static func notDraft(_ announcement: Announcement) -> DomainError {

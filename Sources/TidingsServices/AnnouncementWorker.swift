@@ -151,9 +151,16 @@ public final class AnnouncementWorker: Sendable {
         } else {
             filter = nil
         }
-        let origin = MessageOrigin(
-            kind: .announcement, id: id, topicId: announcement.critical ? nil : announcement.topic, marketing: !announcement.critical
-        )
+        var topicId: String?
+        if !announcement.critical, let slug = announcement.topic {
+            guard let topic = try await env.database.read({ db in try await TopicRepository(db, workspaceId: workspaceId).find(slug: slug) }) else {
+                try await pauseForProblem(announcement, .invalid("unknown_topic", "The topic was deleted.", field: "topic"), job: job)
+                return
+            }
+            topicId = topic.id
+        }
+        // A critical notice is not marketing: no unsubscribe headers, and unsubscribes do not stop it.
+        let origin = MessageOrigin(kind: .announcement, id: id, topicId: topicId, marketing: !announcement.critical)
         let plan = Plan(
             workspaceId: workspaceId, announcement: announcement, filter: filter, origin: origin, target: target, serverId: serverId,
             fromDomain: fromDomain, vault: vault
@@ -211,11 +218,13 @@ public final class AnnouncementWorker: Sendable {
     /// Reads the contacts after `progress.cursor` and prepares their messages.
     private func prepare(_ plan: Plan, after progress: Announcement.Progress) async throws -> Batch? {
         let at = env.now()
-        let members = try await env.database.read { [settings] db in
-            try await AudienceRepository(db, vault: plan.vault).batch(
+        let (members, leftTopic) = try await env.database.read { [settings] db in
+            let members = try await AudienceRepository(db, vault: plan.vault).batch(
                 afterId: progress.cursor, limit: settings.batchSize,
                 attributes: plan.filter?.attributeNames ?? [], events: plan.filter?.eventRequirements ?? [:]
             )
+            guard let topicId = plan.origin.topicId, !members.isEmpty else { return (members, Set<String>()) }
+            return (members, try await SubscriptionRepository(db, workspaceId: plan.workspaceId).excluded(contactIds: members.map(\.id), topicId: topicId))
         }
         var batch = Batch(members: members.count, messages: [], sealedRequests: [], timeline: [], jobs: [], progress: progress, at: at)
         guard let last = members.last else { return batch }
@@ -226,7 +235,7 @@ public final class AnnouncementWorker: Sendable {
                 batch.progress.notInSegment += 1
                 continue
             }
-            if !plan.announcement.critical && member.status == .unsubscribed {
+            if !plan.announcement.critical && (member.status == .unsubscribed || leftTopic.contains(member.id)) {
                 batch.progress.unsubscribed += 1
                 continue
             }

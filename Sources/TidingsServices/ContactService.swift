@@ -187,6 +187,9 @@ public struct ContactService: Sendable {
     public struct Export: Sendable {
         public var contact: Contact
         public var events: [ContactEvent]
+        /// What marketing mail the person receives, and every change of it.
+        public var subscriptions: SubscriptionService.Subscriptions
+        public var subscriptionChanges: [SubscriptionService.HistoryEntry]
         public var generatedAt: Date
     }
 
@@ -196,22 +199,26 @@ public struct ContactService: Sendable {
         let now = env.now()
         let vault = try await env.keyring.vault(for: workspaceId)
         let audit = try await env.auditRecorder()
-        let (contact, stored) = try await env.database.transaction { db in
+        let (contact, stored, subscriptions, changes) = try await env.database.transaction { db in
             guard let contact = try await ContactRepository(db, vault: vault).find(email: email) else {
                 throw Self.notFound
             }
             let events = try await EventRepository(db, workspaceId: workspaceId).list(contactId: contact.id, afterId: nil, limit: nil)
+            let subscriptions = try await SubscriptionService.read(contactId: contact.id, status: contact.status, workspaceId: workspaceId, db: db)
+            let slugs = Dictionary(uniqueKeysWithValues: subscriptions.topics.map { ($0.topic.id, $0.topic.slug) })
+            let changes = try await SubscriptionRepository(db, workspaceId: workspaceId).changes(contactId: contact.id, afterId: nil, limit: nil)
+                .map { SubscriptionService.HistoryEntry(change: $0, topicSlug: $0.topicId.flatMap { slugs[$0] }) }
             try await audit.record(
                 AuditChange("contact.exported", target: ("contact", contact.id), summary: [
                     "email": .string(vault.pseudonym(email.value)), "events": .number(Double(events.count)),
                 ]),
                 in: workspaceId, by: actor, db: db
             )
-            return (contact, events)
+            return (contact, events, subscriptions, changes)
         }
         var events: [ContactEvent] = []
         for event in stored { events.append(try await vault.openProperties(of: event)) }
-        return Export(contact: contact, events: events, generatedAt: now)
+        return Export(contact: contact, events: events, subscriptions: subscriptions, subscriptionChanges: changes, generatedAt: now)
     }
 
     static func pageSize(_ limit: Int?) throws(DomainError) -> Int {

@@ -25,12 +25,16 @@ public struct DeliverySettings: Sendable {
     public var retryMax: TimeInterval
     /// A message not delivered this long after it was accepted has failed.
     public var giveUpAfter: TimeInterval
+    /// The base URL of links in messages: the preference page of `{{ unsubscribe_link }}` and
+    /// the one-click target of `List-Unsubscribe` (the configuration's `publicURL`).
+    public var publicURL: String
 
     public init(
         clientName: String, tls: SMTPTLSSettings = SMTPTLSSettings(), timeouts: SMTPTimeouts = SMTPTimeouts(), concurrency: Int = 64,
         lease: TimeInterval = 60, pollInterval: Duration = .seconds(1), retryMin: TimeInterval = 60, retryMax: TimeInterval = 4 * 3600,
-        giveUpAfter: TimeInterval = 72 * 3600
+        giveUpAfter: TimeInterval = 72 * 3600, publicURL: String = "https://localhost:8443"
     ) {
+        self.publicURL = publicURL
         self.clientName = clientName
         self.tls = tls
         self.timeouts = timeouts
@@ -119,6 +123,12 @@ public final class DeliveryWorker: Sendable {
                         try await ContactRepository(db, vault: vault).setStatus(contactId: final.contactId, .bounced, at: now)
                         records.append((workspaceId, .system("delivery"), AuditChange("contact.bounced", target: ("contact", final.contactId), summary: [
                             "email": .string(vault.pseudonym(final.request.rcpt)), "code": .string(suppression.code), "message": .string(final.id),
+                        ])))
+                    }
+                    if final.status == .cancelled {
+                        // Only the worker's own cancellations reach here: the contact unsubscribed after it was queued.
+                        records.append((workspaceId, .system("delivery"), AuditChange("message.cancelled", target: ("message", final.id), summary: [
+                            "email": .string(vault.pseudonym(final.request.rcpt)), "reason": .string("unsubscribed"),
                         ])))
                     }
                     if final.status == .failed || final.status == .bounced {
@@ -294,6 +304,8 @@ public final class DeliveryWorker: Sendable {
         /// Nothing to do (already final, or gone).
         case skip
         case fail(Message, String)
+        /// Not to be sent any more (a marketing message to a contact who unsubscribed since it was queued).
+        case cancel(Message, String)
     }
 
     private func deliver(_ job: Job, preparation ready: Preparation?) async throws {
@@ -317,6 +329,8 @@ public final class DeliveryWorker: Sendable {
             return try await complete(job)
         case .fail(let message, let reason):
             return try await finish(job, message, vault: vault, outcome: .failed(reason))
+        case .cancel(let message, let reason):
+            return try await finish(job, message, vault: vault, outcome: .cancelled(reason))
         case .ready(let ready):
             prepared = ready
         }
@@ -327,7 +341,7 @@ public final class DeliveryWorker: Sendable {
 
         let bytes: [UInt8]
         do {
-            bytes = try await build(prepared, message: message, now: now)
+            bytes = try await build(prepared, message: message, vault: vault, now: now)
         } catch let error as DomainError {
             return try await finish(job, message, vault: vault, outcome: .failed("The message could not be built: \(error.message)"))
         }
@@ -355,11 +369,16 @@ public final class DeliveryWorker: Sendable {
             let fallback = servers.first(where: { $0.isDefault }) ?? servers.first
             let templates = TemplateRepository(db, vault: vault)
             let contacts = ContactRepository(db, vault: vault)
+            let unsubscribed = try await Self.unsubscribed(Array(messages.values), workspaceId: vault.scope, db: db)
             var preparations: [String: Preparation] = [:]
             for job in jobs {
                 guard let message = messages[job.subjectId], !message.status.isFinal else {
                     // Gone, or already final: nothing to do.
                     preparations[job.id] = .skip
+                    continue
+                }
+                if unsubscribed.contains(message.id) {
+                    preparations[job.id] = .cancel(message, "unsubscribed")
                     continue
                 }
                 // A deleted server: the workspace's default now.
@@ -386,8 +405,22 @@ public final class DeliveryWorker: Sendable {
         }
     }
 
+    /// The marketing messages among `messages` whose contact unsubscribed (from all, or from
+    /// the message's topic) after the message was queued: one query per topic.
+    static func unsubscribed(_ messages: [Message], workspaceId: String, db: any SQLDatabase) async throws -> Set<String> {
+        let marketing = messages.filter { $0.origin.marketing && !$0.status.isFinal }
+        guard !marketing.isEmpty else { return [] }
+        let subscriptions = SubscriptionRepository(db, workspaceId: workspaceId)
+        var cancelled = Set<String>()
+        for (topicId, group) in Dictionary(grouping: marketing, by: \.origin.topicId) {
+            let excluded = try await subscriptions.excluded(contactIds: Array(Set(group.map(\.contactId))), topicId: topicId)
+            cancelled.formUnion(group.filter { excluded.contains($0.contactId) }.map(\.id))
+        }
+        return cancelled
+    }
+
     /// Renders and builds the MIME message, signed when the sending domain has DKIM keys.
-    private func build(_ prepared: Prepared, message: Message, now: Date) async throws -> [UInt8] {
+    private func build(_ prepared: Prepared, message: Message, vault: Vault, now: Date) async throws -> [UInt8] {
         let key = "\(message.templateId)#\(message.templateVersion)"
         templates.withLock { cache in
             if cache.count > 500 { cache.removeAll() }
@@ -397,7 +430,13 @@ public final class DeliveryWorker: Sendable {
         var contactFields: [String: JSONValue] = ["email": .string(message.request.rcpt)]
         for (name, value) in prepared.contact?.attributes ?? [:] { contactFields[name] = value.json }
         variables["contact"] = .object(contactFields)
-        let rendered = try prepared.content.render(TemplateService.context(variables, unsubscribeLink: ""))
+        // The link's token names this contact and message; it is good for the workspace's lifetime.
+        // Made only when the message shows it.
+        let usesLink = prepared.content.variables.contains("unsubscribe_link")
+        let token = message.origin.marketing || usesLink
+            ? UnsubscribeToken(workspaceId: message.workspaceId, contactId: message.contactId, messageId: message.id).encode(with: vault) : ""
+        let unsubscribeLink = usesLink ? SubscriptionService.preferenceURL(publicURL: settings.publicURL, token: token) : ""
+        let rendered = try prepared.content.render(TemplateService.context(variables, unsubscribeLink: unsubscribeLink))
         var replyTo = rendered.replyToAddress.map { Mailbox(rendered.replyToName ?? "", $0) }
         if let raw = message.request.replyTo {
             let mailbox = try MailboxSource(parsing: raw, field: "replyTo")
@@ -412,12 +451,22 @@ public final class DeliveryWorker: Sendable {
             attachments: message.request.attachments.map { attachment in
                 Attachment(filename: attachment.filename, contentType: attachment.contentType, content: Array(Data(base64Encoded: attachment.content) ?? Data()))
             },
-            extraHeaders: message.request.headers.compactMap { $0.count == 2 ? (name: $0[0], value: $0[1]) : nil }
+            extraHeaders: headers(message, token: token, fromDomain: rendered.fromAddress.domain)
         )
         let bytes = MIMEBuilder.build(outgoing, boundarySeed: message.id)
         let domain = rendered.fromAddress.value.split(separator: "@").last.map(String.init) ?? ""
         let keys = try await keys(workspaceId: message.workspaceId, domain: domain)
         return keys.isEmpty ? bytes : try DKIMSigner.sign(bytes, with: keys, at: now)
+    }
+
+    /// The caller's headers; a marketing message also carries `List-Unsubscribe` (one-click
+    /// HTTPS and mailto) and `List-Unsubscribe-Post` (RFC 8058), which DKIM signs. Transactional
+    /// mail gets none of Tidings' own.
+    private func headers(_ message: Message, token: String, fromDomain: String) -> [(name: String, value: String)] {
+        var headers = message.request.headers.compactMap { $0.count == 2 ? (name: $0[0], value: $0[1]) : nil }
+        guard message.origin.marketing else { return headers }
+        headers.removeAll { ["list-unsubscribe", "list-unsubscribe-post"].contains($0.name.lowercased()) }
+        return headers + SubscriptionService.listUnsubscribeHeaders(publicURL: settings.publicURL, token: token, fromDomain: fromDomain)
     }
 
     private func keys(workspaceId: String, domain: String) async throws -> [DKIMKey] {
@@ -459,6 +508,7 @@ public final class DeliveryWorker: Sendable {
     private enum Outcome {
         case attempted(SMTPDelivery)
         case failed(String)
+        case cancelled(String)
     }
 
     private func complete(_ job: Job) async throws {
@@ -481,6 +531,10 @@ public final class DeliveryWorker: Sendable {
             message.status = .failed
             message.nextAttemptAt = nil
             events.append(MessageEvent(id: Identifier.make("me", at: now), kind: .failed, detail: ["reason": .string(reason)], at: now))
+        case .cancelled(let reason):
+            message.status = .cancelled
+            message.nextAttemptAt = nil
+            events.append(MessageEvent(id: Identifier.make("me", at: now), kind: .cancelled, detail: ["reason": .string(reason)], at: now))
         case .attempted(let delivery):
             if let info = delivery.tls {
                 message.tlsVersion = info.version

@@ -27,7 +27,8 @@ public struct SuppressionService: Sendable {
         return Page(items: Array(entries.prefix(limit)), nextCursor: entries.count > limit ? entries[limit - 1].contactId : nil)
     }
 
-    /// Clears the bounce: the contact is active again and receives messages.
+    /// Clears the bounce: the contact receives messages again (marketing mail as its
+    /// subscriptions say).
     public func delete(workspaceId: String, email raw: String, by actor: AuditActor) async throws {
         guard let email = try? EmailAddress(raw) else { throw Self.notFound }
         let vault = try await env.keyring.vault(for: workspaceId)
@@ -39,7 +40,11 @@ public struct SuppressionService: Sendable {
             let removed = try await SuppressionRepository(db, vault: vault).remove(contactId: contactId)
             let wasBounced = try await contacts.status(contactId: contactId) == .bounced
             guard removed || wasBounced else { throw Self.notFound }
-            if wasBounced { try await contacts.setStatus(contactId: contactId, .active, at: now) }
+            if wasBounced {
+                // The contact's subscriptions, hidden by the bounce, hold again.
+                let status = try await SubscriptionRepository(db, workspaceId: workspaceId).statusAfterBounce(contactId: contactId)
+                try await contacts.setStatus(contactId: contactId, status, at: now)
+            }
             try await audit.record(AuditChange("contact.unsuppressed", target: ("contact", contactId), summary: [
                 "email": .string(vault.pseudonym(email.value)),
             ]), in: workspaceId, by: actor, db: db)

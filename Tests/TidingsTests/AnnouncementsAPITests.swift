@@ -25,7 +25,8 @@ struct AnnouncementsAPITests {
         for email in ["fay@example.com", "gus@example.com"] {
             _ = try await api.post("/v1/contacts", key: workspace.key, json: ["email": email, "plan": "free", "seats": 1])
         }
-        try await setStatus("dee@example.com", .unsubscribed, tidings, workspace: workspace)
+        let unsubscribed = try await api.request(.patch, "/v1/contacts/dee@example.com/subscriptions", key: workspace.key, json: ["status": "unsubscribed"])
+        try #require(unsubscribed.status == .ok, "\(unsubscribed.body)")
         try await setStatus("eve@example.com", .bounced, tidings, workspace: workspace)
     }
 
@@ -190,7 +191,8 @@ struct AnnouncementsAPITests {
                     (["templateSlug": "welcome"], "name", "missing_field"),
                     (["name": "x", "templateSlug": "nope"], "templateSlug", "unknown_template"),
                     (["name": "x", "templateSlug": "welcome", "segmentId": "seg_missing"], "segmentId", "unknown_segment"),
-                    (["name": "x", "templateSlug": "welcome", "topic": "no spaces please"], "topic", "invalid_topic"),
+                    (["name": "x", "templateSlug": "welcome", "topic": "no spaces please"], "topic", "unknown_topic"),
+                    (["name": "x", "templateSlug": "welcome", "topic": "never-created"], "topic", "unknown_topic"),
                     (["name": "x", "templateSlug": "welcome", "sendAt": "2031-01-01T00:00:00Z"], "sendAt", "invalid_timestamp"),
                     (["name": "x", "templateSlug": "welcome", "critical": true, "topic": "news"], "topic", "critical_with_topic"),
                     (["name": "x", "templateSlug": "welcome", "audience": "all"], "audience", "unknown_field"),
@@ -208,6 +210,43 @@ struct AnnouncementsAPITests {
                 #expect(try await api.post("/v1/announcements/\(id)/resume", key: key, json: [:]).errorCode == "not_paused")
                 #expect(try await Self.patch(api, "/v1/announcements/\(id)", key: key, json: ["name": "Renamed"]).json["name"] as? String == "Renamed")
                 #expect(try await api.delete("/v1/announcements/\(id)", key: key).status == .noContent)
+            }
+        }
+    }
+
+    @Test("An announcement under a topic skips contacts who left it and carries one-click List-Unsubscribe; a critical notice carries none", arguments: TestBackend.all)
+    func topicAndHeaders(backend: TestBackend) async throws {
+        try await SMTPPeer.with(["--mode", "plain"]) { peer in
+            try await withAPI(backend) { api, tidings in
+                let setup = try await MessagesAPITests.setUp(api, tidings, peer: peer)
+                let key = setup.workspace.key
+                try await Self.addAudience(api, tidings, workspace: setup.workspace)
+                #expect(try await api.post("/v1/topics", key: key, json: ["slug": "product-news", "name": "Product news"]).status == .created)
+                let left = try await api.request(.patch, "/v1/contacts/bob@example.com/subscriptions", key: key, json: ["topics": [["slug": "product-news", "subscribed": false]]])
+                #expect(left.status == .ok, "\(left.body)")
+
+                let id = try #require(try await api.post("/v1/announcements", key: key, json: ["name": "News", "templateSlug": "welcome", "topic": "product-news"]).json["id"] as? String)
+                _ = try await api.post("/v1/announcements/\(id)/send", key: key, json: [:])
+                _ = try await tidings.fanOuts.drain()
+                let progress = try await api.get("/v1/announcements/\(id)", key: key)
+                #expect(progress.json["audience"] as? [String: Int] == ["considered": 7, "notInSegment": 0, "unsubscribed": 2, "messages": 5], "\(progress.body)")
+                #expect(try await tidings.deliveries.drain() == 4)
+                let received = try await peer.waitForMessages(4)
+                let recipients = Set(received.flatMap(\.recipients))
+                #expect(recipients == ["ada@example.com", "cy@example.com", "fay@example.com", "gus@example.com"], "bob left the topic, dee everything")
+                for message in received {
+                    #expect(message.text.contains("List-Unsubscribe: <https://"), "\(message.text.prefix(600))")
+                    #expect(message.text.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"))
+                }
+
+                let critical = try #require(try await api.post("/v1/announcements", key: key, json: ["name": "Incident", "templateSlug": "welcome", "critical": true]).json["id"] as? String)
+                _ = try await api.post("/v1/announcements/\(critical)/send", key: key, json: [:])
+                _ = try await tidings.fanOuts.drain()
+                #expect(try await tidings.deliveries.drain() == 6)
+                let all = try await peer.waitForMessages(10)
+                let notices = all.dropFirst(4)
+                #expect(Set(notices.flatMap(\.recipients)).isSuperset(of: ["bob@example.com", "dee@example.com"]))
+                #expect(notices.allSatisfy { !$0.text.contains("List-Unsubscribe") }, "a critical notice is not marketing mail")
             }
         }
     }

@@ -44,6 +44,7 @@ public enum Migrations {
         CreateDomainChecks(),
         AddTLSPinsAndVerification(),
         AddMessageOrigins(),
+        CreateTopics(),
         CreateSegmentsAndAnnouncements(),
     ]
 }
