@@ -41,6 +41,11 @@ public struct Tidings: Sendable {
     public var suppressions: SuppressionService { SuppressionService(environment) }
     /// Delivers queued messages: run by `serve`, drained by hand in tests.
     public let deliveries: DeliveryWorker
+    /// Wakes this process's automation workers when a trigger is queued.
+    public let automationSignal = JobSignal()
+    public let automations: AutomationService
+    /// Enrols contacts and runs automation steps: run by `serve`, drained by hand in tests.
+    public let automationWorker: AutomationWorker
     public let contacts: ContactService
     public let events: EventService
     public var audit: AuditService { AuditService(environment) }
@@ -159,10 +164,16 @@ public struct Tidings: Sendable {
             lookup: DNSResolver(servers: configuration.dnsServers, timeout: configuration.dnsTimeout), helo: configuration.delivery.clientName
         ))
         self.emailServers = EmailServerService(environment, delivery: configuration.delivery)
-        self.messages = MessageService(environment, signal: jobSignal)
+        self.messages = MessageService(environment, signal: jobSignal, automationSignal: automationSignal)
         self.deliveries = DeliveryWorker(environment, settings: configuration.delivery, signal: jobSignal)
-        self.events = EventService(environment)
-        self.contacts = ContactService(environment)
+        self.events = EventService(environment, automationSignal: automationSignal)
+        self.contacts = ContactService(environment, automationSignal: automationSignal)
+        self.automations = AutomationService(environment, messages: messages)
+        self.automationWorker = AutomationWorker(
+            environment, engine: AutomationEngine(environment, messages: messages, deliverySignal: jobSignal),
+            settings: AutomationWorkerSettings(lease: configuration.delivery.lease, pollInterval: configuration.delivery.pollInterval),
+            signal: automationSignal
+        )
         var settings = AccountService.Settings()
         settings.sessionIdleTimeout = TimeInterval(configuration.sessionIdleMinutes * 60)
         settings.sessionLifetime = TimeInterval(configuration.sessionMaxHours * 3600)
@@ -229,7 +240,7 @@ public struct Tidings: Sendable {
     public func makeRouter(transport: TransportSecurity = TransportSecurity(listener: .https)) throws -> Router<TidingsRequestContext> {
         let services = APIServices(
             contacts: contacts, events: events, apiKeys: apiKeys, templates: templates, domains: domains, emailServers: emailServers,
-            messages: messages, suppressions: suppressions, audit: audit,
+            messages: messages, suppressions: suppressions, audit: audit, automations: automations,
             accounts: accounts, accountSettings: accountSettings, listWorkspaces: { [workspaces] in try await workspaces.list() },
             makeImport: { [environment] workspaceId, types, actor in try ContactImport(environment, workspaceId: workspaceId, types: types, by: actor) },
             isReady: { [migrator] in (try? await migrator.isCurrent()) ?? false },
@@ -274,6 +285,9 @@ public struct Tidings: Sendable {
                 }),
                 // Stops after the server (reverse order): deliveries in progress finish first.
                 .init(service: DeliveryService(worker: deliveries, schemaIsCurrent: { [migrator] in
+                    (try? await migrator.isCurrent()) ?? false
+                })),
+                .init(service: AutomationRunner(worker: automationWorker, schemaIsCurrent: { [migrator] in
                     (try? await migrator.isCurrent()) ?? false
                 })),
                 .init(service: server),
