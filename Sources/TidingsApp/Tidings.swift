@@ -47,6 +47,11 @@ public struct Tidings: Sendable {
     public let announcements: AnnouncementService
     /// Queues announcements' messages: run by `serve`, drained by hand in tests.
     public let fanOuts: AnnouncementWorker
+    /// Wakes this process's automation workers when a trigger is queued.
+    public let automationSignal = JobSignal()
+    public let automations: AutomationService
+    /// Enrols contacts and runs automation steps: run by `serve`, drained by hand in tests.
+    public let automationWorker: AutomationWorker
     public let contacts: ContactService
     public let events: EventService
     public var audit: AuditService { AuditService(environment) }
@@ -167,12 +172,18 @@ public struct Tidings: Sendable {
             lookup: DNSResolver(servers: configuration.dnsServers, timeout: configuration.dnsTimeout), helo: configuration.delivery.clientName
         ))
         self.emailServers = EmailServerService(environment, delivery: configuration.delivery)
-        self.messages = MessageService(environment, signal: jobSignal)
+        self.messages = MessageService(environment, signal: jobSignal, automationSignal: automationSignal)
         self.deliveries = DeliveryWorker(environment, settings: configuration.delivery, signal: jobSignal)
         self.announcements = AnnouncementService(environment, messages: messages, fanOut: fanOutSignal)
         self.fanOuts = AnnouncementWorker(environment, messages: messages, signal: fanOutSignal, deliveries: jobSignal)
-        self.events = EventService(environment)
-        self.contacts = ContactService(environment)
+        self.events = EventService(environment, automationSignal: automationSignal)
+        self.contacts = ContactService(environment, automationSignal: automationSignal)
+        self.automations = AutomationService(environment, messages: messages)
+        self.automationWorker = AutomationWorker(
+            environment, engine: AutomationEngine(environment, messages: messages, deliverySignal: jobSignal),
+            settings: AutomationWorkerSettings(lease: configuration.delivery.lease, pollInterval: configuration.delivery.pollInterval),
+            signal: automationSignal
+        )
         var settings = AccountService.Settings()
         settings.sessionIdleTimeout = TimeInterval(configuration.sessionIdleMinutes * 60)
         settings.sessionLifetime = TimeInterval(configuration.sessionMaxHours * 3600)
@@ -239,7 +250,7 @@ public struct Tidings: Sendable {
     public func makeRouter(transport: TransportSecurity = TransportSecurity(listener: .https)) throws -> Router<TidingsRequestContext> {
         let services = APIServices(
             contacts: contacts, events: events, apiKeys: apiKeys, templates: templates, domains: domains, emailServers: emailServers,
-            messages: messages, suppressions: suppressions, audit: audit, segments: segments, announcements: announcements,
+            messages: messages, suppressions: suppressions, audit: audit, automations: automations, segments: segments, announcements: announcements,
             accounts: accounts, accountSettings: accountSettings, listWorkspaces: { [workspaces] in try await workspaces.list() },
             makeImport: { [environment] workspaceId, types, actor in try ContactImport(environment, workspaceId: workspaceId, types: types, by: actor) },
             isReady: { [migrator] in (try? await migrator.isCurrent()) ?? false },
@@ -288,6 +299,9 @@ public struct Tidings: Sendable {
                     (try? await migrator.isCurrent()) ?? false
                 })),
                 .init(service: WorkerService(worker: fanOuts, schemaIsCurrent: { [migrator] in
+                    (try? await migrator.isCurrent()) ?? false
+                })),
+                .init(service: AutomationRunner(worker: automationWorker, schemaIsCurrent: { [migrator] in
                     (try? await migrator.isCurrent()) ?? false
                 })),
                 .init(service: server),

@@ -11,6 +11,8 @@ import Foundation
 /// | `messages:send` | send messages (implies `messages:read`) |
 /// | `templates:read` | read templates |
 /// | `templates:write` | create, change and delete templates (implies `templates:read`) |
+/// | `automations:read` | read automations, their statistics and enrolments |
+/// | `automations:write` | create, change, switch on and off, and delete automations (implies `automations:read`) |
 /// | `admin` | everything, including managing API keys |
 public enum Scope: String, Sendable, CaseIterable, Codable, Comparable {
     case contactsRead = "contacts:read"
@@ -20,16 +22,19 @@ public enum Scope: String, Sendable, CaseIterable, Codable, Comparable {
     case messagesSend = "messages:send"
     case templatesRead = "templates:read"
     case templatesWrite = "templates:write"
+    case automationsRead = "automations:read"
+    case automationsWrite = "automations:write"
     case admin
 
     /// The scopes a key created without an explicit list gets: everything but key management.
-    public static let defaultForNewKeys: [Scope] = [.contactsWrite, .eventsWrite, .messagesSend, .templatesWrite]
+    public static let defaultForNewKeys: [Scope] = [.contactsWrite, .eventsWrite, .messagesSend, .templatesWrite, .automationsWrite]
 
     /// Whether holding `self` permits an operation that requires `required`.
     public func permits(_ required: Scope) -> Bool {
         if self == .admin || self == required { return true }
         switch (self, required) {
-        case (.contactsWrite, .contactsRead), (.messagesSend, .messagesRead), (.templatesWrite, .templatesRead):
+        case (.contactsWrite, .contactsRead), (.messagesSend, .messagesRead), (.templatesWrite, .templatesRead),
+             (.automationsWrite, .automationsRead):
             return true
         default:
             return false

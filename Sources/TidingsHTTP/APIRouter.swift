@@ -65,6 +65,7 @@ public func buildRouter(
     AuditController(services: services).register(on: routes)
     TopicsController(services: services).register(on: routes)
     SubscriptionsController(services: services).register(on: routes)
+    AutomationsController(services: services).register(on: routes)
     WebController(services: services).register(on: router, table: table)
     PreferencePagesController(services: services).register(on: router, table: table)
     return router

@@ -15,6 +15,7 @@ public struct APIServices: Sendable {
     public var audit: AuditService
     public var segments: SegmentService
     public var announcements: AnnouncementService
+    public var automations: AutomationService
     public var accounts: AccountService
     public var accountSettings: AccountService.Settings
     /// Every workspace (operators choose one to open).
@@ -32,7 +33,7 @@ public struct APIServices: Sendable {
 
     public init(
         contacts: ContactService, events: EventService, apiKeys: APIKeyService, templates: TemplateService, domains: DomainService, emailServers: EmailServerService,
-        messages: MessageService, suppressions: SuppressionService, audit: AuditService,
+        messages: MessageService, suppressions: SuppressionService, audit: AuditService, automations: AutomationService,
         segments: SegmentService, announcements: AnnouncementService,
         accounts: AccountService, accountSettings: AccountService.Settings, listWorkspaces: @escaping @Sendable () async throws -> [Workspace],
         makeImport: @escaping @Sendable (String, String?, AuditActor) throws -> ContactImport,
@@ -53,6 +54,7 @@ public struct APIServices: Sendable {
         self.audit = audit
         self.segments = segments
         self.announcements = announcements
+        self.automations = automations
         self.accounts = accounts
         self.accountSettings = accountSettings
         self.listWorkspaces = listWorkspaces

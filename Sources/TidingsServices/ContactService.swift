@@ -11,9 +11,12 @@ import TidingsStorage
 public struct ContactService: Sendable {
     let env: ServiceEnvironment
     private let committer: GroupCommitter<PendingUpsert, Result<Upserted, DomainError>>
+    /// Woken when a change was queued for automations.
+    let automationSignal: JobSignal
 
-    public init(_ env: ServiceEnvironment) {
+    public init(_ env: ServiceEnvironment, automationSignal: JobSignal = JobSignal()) {
         self.env = env
+        self.automationSignal = automationSignal
         self.committer = GroupCommitter(maxBatch: 64) { [env] pending in
             let audit = try await env.auditRecorder()
             return try await env.database.transaction { db in try await Self.upsertEach(pending, db: db, audit: audit) }
@@ -36,6 +39,8 @@ public struct ContactService: Sendable {
     public struct Upserted: Sendable {
         public var contact: Contact
         public var created: Bool
+        /// Whether the change was queued for automations (`contact.created` / `contact.updated`).
+        var triggered = false
     }
 
     /// The flat SendStreak body: `email` plus attributes; `null` removes an attribute.
@@ -49,7 +54,9 @@ public struct ContactService: Sendable {
         // People appear in logs only as the workspace's pseudonym: stable, and meaningless without its key.
         env.logger.debug("Contact upsert", metadata: ["workspace": "\(workspaceId)", "contact": "\(vault.pseudonym(email.value))"])
         let pending = PendingUpsert(vault: vault, actor: actor, email: email, changes: changes, now: env.now())
-        return try await committer.submit(pending).get()
+        let upserted = try await committer.submit(pending).get()
+        if upserted.triggered { automationSignal.wake() }
+        return upserted
     }
 
     /// Upserts each item in the caller's transaction. A broken domain rule (checked before
@@ -61,6 +68,7 @@ public struct ContactService: Sendable {
         var results: [Result<Upserted, DomainError>] = []
         var records: [(stream: String, actor: AuditActor, change: AuditChange)] = []
         results.reserveCapacity(items.count)
+        var triggers: [String: [(result: Int, trigger: AutomationTrigger)]] = [:]
         for item in items {
             // A batch may hold several workspaces' changes: each is fenced to its own.
             try await db.enter(.workspace(item.vault.scope))
@@ -68,8 +76,21 @@ public struct ContactService: Sendable {
                 let upserted = try await upsert(db: db, vault: item.vault, email: item.email, changes: item.changes, now: item.now)
                 results.append(.success(upserted))
                 records.append((item.vault.scope, item.actor, Self.auditChange(upserted, changes: item.changes, vault: item.vault)))
+                let slug = upserted.created ? "contact.created" : "contact.updated"
+                triggers[item.vault.scope, default: []].append((results.count - 1, .builtIn(slug, contactId: upserted.contact.id, at: item.now)))
             } catch let error as DomainError {
                 results.append(.failure(error))
+            }
+        }
+        // Automations see each change exactly once: queued with it.
+        for (workspaceId, entries) in triggers.sorted(by: { $0.key < $1.key }) {
+            try await db.enter(.workspace(workspaceId))
+            guard try await AutomationTrigger.enqueue(entries.map(\.trigger), workspaceId: workspaceId, db: db, now: items[0].now) else { continue }
+            for entry in entries {
+                if case .success(var upserted) = results[entry.result] {
+                    upserted.triggered = true
+                    results[entry.result] = .success(upserted)
+                }
             }
         }
         try await audit.record(records, db: db)
@@ -124,8 +145,16 @@ public struct ContactService: Sendable {
         let email = try EmailAddress(rawEmail)
         let vault = try await env.keyring.vault(for: workspaceId)
         let audit = try await env.auditRecorder()
+        let now = env.now()
         return try await env.database.transaction { db in
-            guard let id = try await ContactRepository(db, vault: vault).delete(email: email) else { return false }
+            let contacts = ContactRepository(db, vault: vault)
+            // Its enrolments end with a reason, rather than vanish or wait for a step to notice.
+            if let id = try await contacts.findId(email: email) {
+                try await AutomationRepository(db, vault: vault).cancelInProgress(
+                    contactId: id, reason: "contact_deleted", stepJobKind: AutomationEngine.stepKind, at: now
+                )
+            }
+            guard let id = try await contacts.delete(email: email) else { return false }
             env.logger.debug("Contact deleted", metadata: ["workspace": "\(workspaceId)", "contact": "\(vault.pseudonym(email.value))"])
             try await audit.record(
                 AuditChange("contact.deleted", target: ("contact", id), summary: ["email": .string(vault.pseudonym(email.value))]),

@@ -180,6 +180,8 @@ public final class DeliveryWorker: Sendable {
     /// Asks `run()` to stop claiming and return once in-flight deliveries are done.
     public func stop() {
         stopping.store(true, ordering: .relaxed)
+        // A message waiting for a rate-limit slot is deferred, not waited for.
+        for pool in pools.withLock({ $0.values.map(\.pool) }) { pool.stopPacing() }
         signal.wake()
     }
 

@@ -12,9 +12,12 @@ import TidingsStorage
 public struct EventService: Sendable {
     let env: ServiceEnvironment
     private let committer: GroupCommitter<PendingEvent, Recorded>
+    /// Woken when an event was queued for automations.
+    let automationSignal: JobSignal
 
-    public init(_ env: ServiceEnvironment) {
+    public init(_ env: ServiceEnvironment, automationSignal: JobSignal = JobSignal()) {
         self.env = env
+        self.automationSignal = automationSignal
         self.committer = GroupCommitter(maxBatch: Self.maxBatch) { [env] pending in
             let audit = try await env.auditRecorder()
             return try await env.database.transaction { db in try await Self.write(pending, db: db, audit: audit) }
@@ -31,6 +34,8 @@ public struct EventService: Sendable {
         public var event: ContactEvent
         public var email: EmailAddress
         public var contactCreated: Bool
+        /// Whether the event (or the contact's creation) was queued for automations.
+        var triggered = false
     }
 
     /// `{email, slug, properties?, occurredAt?}`; creates the contact when missing, as SendStreak does.
@@ -38,6 +43,9 @@ public struct EventService: Sendable {
         var reader = BodyReader(body)
         let email = try EmailAddress(try reader.string("email", required: true)!)
         let slug = try EventSlug.normalise(try reader.string("slug", required: true)!)
+        guard !Automation.builtInEvents.contains(slug) else {
+            throw DomainError.invalid("reserved_slug", "The slug '\(slug)' is raised by Tidings itself when a contact changes; choose another.", field: "slug")
+        }
         let properties = try reader.object("properties").map { object throws(DomainError) in
             try AttributeMap.parse(object, fieldPrefix: "properties.").compactMapValues { $0 }
         } ?? [:]
@@ -53,7 +61,9 @@ public struct EventService: Sendable {
         )
         let vault = try await env.keyring.vault(for: workspaceId)
         let storable = StorableEvent(event, storedProperties: try vault.sealProperties(of: event))
-        return try await committer.submit(PendingEvent(vault: vault, actor: actor, storable: storable, email: email, newContactId: Identifier.make("ct", at: now)))
+        let recorded = try await committer.submit(PendingEvent(vault: vault, actor: actor, storable: storable, email: email, newContactId: Identifier.make("ct", at: now)))
+        if recorded.triggered { automationSignal.wake() }
+        return recorded
     }
 
     /// A validated event whose contact may still have to be created.
@@ -113,6 +123,15 @@ public struct EventService: Sendable {
                 )))
             }
             try await EventRepository(db, workspaceId: workspaceId).insert(events)
+            // Automations see the events, and the contacts they created, exactly once: queued with them.
+            let now = pending[indices[0]].storable.event.createdAt
+            var triggers = events.map { AutomationTrigger(id: $0.event.id, slug: $0.event.slug, contactId: $0.event.contactId) }
+            for index in indices where recorded[index]!.contactCreated {
+                triggers.insert(.builtIn("contact.created", contactId: recorded[index]!.event.contactId, at: now), at: 0)
+            }
+            if try await AutomationTrigger.enqueue(triggers, workspaceId: workspaceId, db: db, now: now) {
+                for index in indices { recorded[index]!.triggered = true }
+            }
         }
         try await audit.record(records, db: db)
         try await db.enter(TenantScope.current)

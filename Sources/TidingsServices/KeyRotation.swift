@@ -36,6 +36,7 @@ public struct SealedColumn: Sendable {
         SealedColumn(table: "suppressions", column: "reply", storedIn: "reply_sealed", scopeColumn: "workspace_id", rowKey: ["contact_id"]),
         SealedColumn(table: "domain_checks", column: "result", storedIn: "result_sealed", scopeColumn: "workspace_id", rowKey: ["domain_id", "check_key"]),
         SealedColumn(table: "segments", column: "filter", storedIn: "filter_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
+        SealedColumn(table: "automations", column: "definition", storedIn: "definition_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
     ]
 }
 

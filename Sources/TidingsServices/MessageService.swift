@@ -18,9 +18,13 @@ public struct MessageService: Sendable {
     /// Sends without an idempotency key share transactions (group commit, as events do).
     private let committer: GroupCommitter<PendingSend, [Accepted]>
 
-    public init(_ env: ServiceEnvironment, signal: JobSignal) {
+    /// Woken when a contact a message created was queued for automations.
+    let automationSignal: JobSignal
+
+    public init(_ env: ServiceEnvironment, signal: JobSignal, automationSignal: JobSignal = JobSignal()) {
         self.env = env
         self.signal = signal
+        self.automationSignal = automationSignal
         self.committer = GroupCommitter(maxBatch: 64) { [env] pending in
             let audit = try await env.auditRecorder()
             return try await env.database.transaction { db in
@@ -234,6 +238,7 @@ public struct MessageService: Sendable {
             accepted = try await committer.submit(PendingSend(workspaceId: workspaceId, drafts: [draft], vault: vault, actor: actor, now: now))[0]
         }
         if accepted.status != .suppressed { signal.wake() }
+        if accepted.contactCreated { automationSignal.wake() }
         return Replay(status: 202, body: render(accepted))
     }
 
@@ -289,6 +294,8 @@ public struct MessageService: Sendable {
             return (answer, accepted.contains { $0.status != .suppressed })
         }
         if anyQueued { signal.wake() }
+        // A contact a message created may start automations (`contact.created`).
+        automationSignal.wake()
         return answer
     }
 
@@ -348,6 +355,11 @@ public struct MessageService: Sendable {
         try await messages.insert(inserts)
         try await messages.addEvents(events, newMessages: true)
         try await JobRepository(db).enqueue(jobs, at: now)
+        // Contacts created here start the automations triggered by `contact.created`.
+        let triggers = created.sorted().compactMap { email in
+            ids[email].map { AutomationTrigger.builtIn("contact.created", contactId: $0, at: now) }
+        }
+        _ = try await AutomationTrigger.enqueue(triggers, workspaceId: workspaceId, db: db, now: now)
         try await audit.record(records, db: db)
         return accepted
     }

@@ -62,7 +62,7 @@ struct APIKeysAPITests {
             let key = try await createKey(api, admin: workspace.key)
 
             let fetched = try await api.get("/v1/api-keys/\(key.id)", key: workspace.key)
-            #expect(fetched.json["scopes"] as? [String] == ["contacts:write", "events:write", "messages:send", "templates:write"])
+            #expect(fetched.json["scopes"] as? [String] == ["contacts:write", "events:write", "messages:send", "templates:write", "automations:write"])
             #expect(try await api.get("/v1/api-keys", key: key.secret).errorCode == "insufficient_scope")
         }
     }
@@ -137,7 +137,7 @@ struct APIKeysAPITests {
     func onlyAdminManagesKeys(backend: TestBackend) async throws {
         try await withAPI(backend) { api, tidings in
             let workspace = try await tidings.makeWorkspace()
-            let everythingElse = ["contacts:write", "events:write", "messages:send", "templates:write"]
+            let everythingElse = ["contacts:write", "events:write", "messages:send", "templates:write", "automations:write"]
             let (id, secret) = try await createKey(api, admin: workspace.key, scopes: everythingElse)
 
             let replies = [

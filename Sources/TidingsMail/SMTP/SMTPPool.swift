@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// What one delivery attempt came to.
 public struct SMTPDelivery: Sendable {
@@ -25,6 +26,9 @@ public actor SMTPPool {
     private var waiters: [CheckedContinuation<Void, Never>] = []
     private var nextSlot = ContinuousClock.now
     private var closed = false
+    /// Set when the process stops: a message still waiting for its rate-limit slot is given
+    /// back (deferred) rather than holding up the stop for as long as the slot is away.
+    private let pacingStopped = Atomic<Bool>(false)
 
     public init(endpoint: SMTPEndpoint, tls: SMTPTLSSettings = SMTPTLSSettings(), timeouts: SMTPTimeouts = SMTPTimeouts(),
                 maxConnections: Int, rateLimit: Double?, idleTimeout: Duration = .seconds(30),
@@ -33,14 +37,18 @@ public actor SMTPPool {
         self.tls = tls
         self.timeouts = timeouts
         self.maxConnections = max(1, maxConnections)
-        self.interval = rateLimit.flatMap { $0 > 0 ? Duration.seconds(1 / $0) : nil }
+        // A tiny positive rate (1e-300 per second) would make an interval no Duration can hold:
+        // at most one message a day is as slow as pacing needs to go.
+        self.interval = rateLimit.flatMap { $0 > 0 ? Duration.seconds(min(1 / $0, 86400)) : nil }
         self.idleTimeout = idleTimeout
         self.group = group
     }
 
     /// Delivers one message. Never throws: a server that cannot be reached defers every recipient.
     public func deliver(_ envelope: SMTPSession.Envelope) async -> SMTPDelivery {
-        await paceToRateLimit()
+        guard await paceToRateLimit() else {
+            return SMTPDelivery(outcomes: Self.deferAll(envelope, "Tidings stopped while the message waited for the server's rate limit"), tls: nil)
+        }
         var connection: SMTPConnection
         var reused: Bool
         switch await acquire() {
@@ -82,12 +90,22 @@ public actor SMTPPool {
     /// Connections open now, idle or busy.
     public var openConnections: Int { open }
 
-    private func paceToRateLimit() async {
-        guard let interval else { return }
+    /// Ends the waits for rate-limit slots (see `deliver`); for a graceful stop.
+    public nonisolated func stopPacing() {
+        pacingStopped.store(true, ordering: .relaxed)
+    }
+
+    /// Waits for this message's slot; false when pacing was stopped first.
+    private func paceToRateLimit() async -> Bool {
+        guard let interval else { return true }
         let now = ContinuousClock.now
         let slot = max(now, nextSlot)
         nextSlot = slot + interval
-        if slot > now { try? await Task.sleep(until: slot, clock: .continuous) }
+        while ContinuousClock.now < slot {
+            if pacingStopped.load(ordering: .relaxed) { return false }
+            try? await Task.sleep(until: min(slot, ContinuousClock.now + .milliseconds(200)), clock: .continuous)
+        }
+        return true
     }
 
     private func acquire(fresh: Bool = false) async -> Result<(SMTPConnection, Bool), SMTPConnectionError> {

@@ -61,6 +61,29 @@ public struct ContactRepository: Sendable {
         return contact
     }
 
+    /// The contact with this id, with its attributes.
+    public func find(id: String) async throws -> Contact? {
+        guard let row = try await db.raw("""
+            SELECT id, email_sealed, status, created_at, updated_at FROM contacts WHERE workspace_id = \(bind: workspaceId) AND id = \(bind: id)
+            """).first() else { return nil }
+        var contact = try await decode(row)
+        contact.attributes = try await attributes(of: [id])[id] ?? [:]
+        return contact
+    }
+
+    /// The addresses of the contacts with these ids that exist.
+    public func emails(ids: [String]) async throws -> [String: EmailAddress] {
+        guard !ids.isEmpty else { return [:] }
+        var result: [String: EmailAddress] = [:]
+        for row in try await db.raw("""
+            SELECT id, email_sealed, status, created_at, updated_at FROM contacts WHERE workspace_id = \(bind: workspaceId) AND id IN (\(binds: ids))
+            """).all() {
+            let contact = try await decode(row)
+            result[contact.id] = contact.email
+        }
+        return result
+    }
+
     /// The id of the contact with this address, if any (no attributes loaded).
     public func findId(email: EmailAddress) async throws -> String? {
         try await db.raw("""

@@ -45,6 +45,20 @@ public struct EventRepository: Sendable {
         return try await db.raw(query).all().map(decode)
     }
 
+    /// For each slug, the times of the contact's newest `limit` events with it, newest first:
+    /// what a segment filter's event conditions need (see `SegmentFilter.eventRequirements`).
+    public func latestOccurrences(contactId: String, limits: [String: Int]) async throws -> [String: [Date]] {
+        var result: [String: [Date]] = [:]
+        for (slug, limit) in limits.sorted(by: { $0.key < $1.key }) {
+            result[slug] = try await db.raw("""
+                SELECT occurred_at FROM events
+                WHERE workspace_id = \(bind: workspaceId) AND contact_id = \(bind: contactId) AND slug = \(bind: slug)
+                ORDER BY occurred_at DESC LIMIT \(literal: max(1, limit))
+                """).all().map { try $0.decodeTimestamp("occurred_at") }
+        }
+        return result
+    }
+
     // Properties keep their types: {"name": ["kind", "canonical text"]}.
     public static func encodeProperties(_ properties: [String: AttributeValue]) -> String? {
         guard !properties.isEmpty else { return nil }

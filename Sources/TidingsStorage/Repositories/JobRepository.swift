@@ -36,6 +36,20 @@ public struct JobRepository: Sendable {
             """).run()
     }
 
+    /// Enqueues the jobs whose subject has no job of its kind queued yet (a job still queued
+    /// for the same subject stays as it is).
+    public func enqueueUnlessQueued(_ jobs: [(id: String, workspaceId: String, kind: String, subjectId: String, runAt: Date)], at now: Date) async throws {
+        guard !jobs.isEmpty else { return }
+        let created = Timestamp.format(now)
+        let rows = jobs.map { job -> SQLQueryString in
+            "(\(bind: job.id), \(bind: job.workspaceId), \(bind: job.kind), \(bind: job.subjectId), \(bind: Timestamp.format(job.runAt)), \(bind: created))"
+        }
+        try await db.raw("""
+            INSERT INTO jobs (id, workspace_id, kind, subject_id, run_at, created_at) VALUES \(rows.joined(separator: ", "))
+            ON CONFLICT DO NOTHING
+            """).run()
+    }
+
     /// Leases up to `limit` due jobs of `kinds` to `owner` until `leaseUntil`.
     public func claim(kinds: [String], owner: String, now: Date, leaseUntil: Date, limit: Int) async throws -> [Job] {
         let nowText = Timestamp.format(now)
