@@ -43,6 +43,10 @@ public struct Tidings: Sendable {
     public let deliveries: DeliveryWorker
     public let contacts: ContactService
     public let events: EventService
+    /// Webhook endpoints and their delivery log.
+    public let webhooks: WebhookService
+    /// Delivers queued webhook events: run by `serve`, drained by hand in tests.
+    public let webhookDeliveries: WebhookWorker
     public var audit: AuditService { AuditService(environment) }
     public let accounts: AccountService
     public let accountSettings: AccountService.Settings
@@ -163,6 +167,11 @@ public struct Tidings: Sendable {
         self.deliveries = DeliveryWorker(environment, settings: configuration.delivery, signal: jobSignal)
         self.events = EventService(environment)
         self.contacts = ContactService(environment)
+        let webhookTargets = WebhookTargets(
+            policy: configuration.webhooks.policy, dns: DNSResolver(servers: configuration.dnsServers, timeout: configuration.dnsTimeout)
+        )
+        self.webhookDeliveries = WebhookWorker(environment, settings: configuration.webhooks, targets: webhookTargets)
+        self.webhooks = WebhookService(environment, settings: configuration.webhooks, targets: webhookTargets, signal: webhookDeliveries.signal)
         var settings = AccountService.Settings()
         settings.sessionIdleTimeout = TimeInterval(configuration.sessionIdleMinutes * 60)
         settings.sessionLifetime = TimeInterval(configuration.sessionMaxHours * 3600)
@@ -229,7 +238,7 @@ public struct Tidings: Sendable {
     public func makeRouter(transport: TransportSecurity = TransportSecurity(listener: .https)) throws -> Router<TidingsRequestContext> {
         let services = APIServices(
             contacts: contacts, events: events, apiKeys: apiKeys, templates: templates, domains: domains, emailServers: emailServers,
-            messages: messages, suppressions: suppressions, audit: audit,
+            messages: messages, suppressions: suppressions, audit: audit, webhooks: webhooks,
             accounts: accounts, accountSettings: accountSettings, listWorkspaces: { [workspaces] in try await workspaces.list() },
             makeImport: { [environment] workspaceId, types, actor in try ContactImport(environment, workspaceId: workspaceId, types: types, by: actor) },
             isReady: { [migrator] in (try? await migrator.isCurrent()) ?? false },
@@ -276,6 +285,10 @@ public struct Tidings: Sendable {
                 .init(service: DeliveryService(worker: deliveries, schemaIsCurrent: { [migrator] in
                     (try? await migrator.isCurrent()) ?? false
                 })),
+                .init(service: WorkerService(
+                    work: { [webhookDeliveries] in await webhookDeliveries.run() }, halt: { [webhookDeliveries] in webhookDeliveries.stop() },
+                    schemaIsCurrent: { [migrator] in (try? await migrator.isCurrent()) ?? false }
+                )),
                 .init(service: server),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -61,6 +61,7 @@ public func buildRouter(
     EmailServersController(services: services).register(on: routes)
     MessagesController(services: services).register(on: routes)
     AuditController(services: services).register(on: routes)
+    WebhooksController(services: services).register(on: routes)
     WebController(services: services).register(on: router, table: table)
     return router
 }

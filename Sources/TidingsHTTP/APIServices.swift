@@ -13,6 +13,7 @@ public struct APIServices: Sendable {
     public var messages: MessageService
     public var suppressions: SuppressionService
     public var audit: AuditService
+    public var webhooks: WebhookService
     public var accounts: AccountService
     public var accountSettings: AccountService.Settings
     /// Every workspace (operators choose one to open).
@@ -27,7 +28,7 @@ public struct APIServices: Sendable {
 
     public init(
         contacts: ContactService, events: EventService, apiKeys: APIKeyService, templates: TemplateService, domains: DomainService, emailServers: EmailServerService,
-        messages: MessageService, suppressions: SuppressionService, audit: AuditService,
+        messages: MessageService, suppressions: SuppressionService, audit: AuditService, webhooks: WebhookService,
         accounts: AccountService, accountSettings: AccountService.Settings, listWorkspaces: @escaping @Sendable () async throws -> [Workspace],
         makeImport: @escaping @Sendable (String, String?, AuditActor) throws -> ContactImport,
         isReady: @escaping @Sendable () async -> Bool, now: @escaping @Sendable () -> Date,
@@ -43,6 +44,7 @@ public struct APIServices: Sendable {
         self.messages = messages
         self.suppressions = suppressions
         self.audit = audit
+        self.webhooks = webhooks
         self.accounts = accounts
         self.accountSettings = accountSettings
         self.listWorkspaces = listWorkspaces

@@ -35,6 +35,11 @@ public struct SealedColumn: Sendable {
         SealedColumn(table: "message_events", column: "detail", storedIn: "detail_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
         SealedColumn(table: "suppressions", column: "reply", storedIn: "reply_sealed", scopeColumn: "workspace_id", rowKey: ["contact_id"]),
         SealedColumn(table: "domain_checks", column: "result", storedIn: "result_sealed", scopeColumn: "workspace_id", rowKey: ["domain_id", "check_key"]),
+        SealedColumn(table: "webhooks", column: "url", storedIn: "url_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
+        SealedColumn(table: "webhooks", column: "secret", storedIn: "secret_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
+        SealedColumn(table: "webhooks", column: "previous_secret", storedIn: "previous_secret_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
+        SealedColumn(table: "webhook_deliveries", column: "payload", storedIn: "payload_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
+        SealedColumn(table: "webhook_deliveries", column: "response", storedIn: "response_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
     ]
 }
 
