@@ -124,6 +124,10 @@ public struct Webhook: Sendable, Equatable {
 
     /// Trims a description; empty is none. Control characters other than line breaks are refused.
     public static func validateDescription(_ raw: String, field: String = "description") throws(DomainError) -> String? {
+        // Counted in code points, as JSON Schema's maxLength counts, and before trimming.
+        guard raw.unicodeScalars.count <= maxDescriptionLength else {
+            throw .invalid("invalid_description", "The description must be at most \(maxDescriptionLength) characters.", field: field)
+        }
         let text = raw.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !text.isEmpty else { return nil }
         guard text.count <= maxDescriptionLength else {

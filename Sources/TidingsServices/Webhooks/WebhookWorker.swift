@@ -213,34 +213,41 @@ public final class WebhookWorker: Sendable {
                 updated.nextAttemptAt = min(now.addingTimeInterval(settings.delay(afterAttempt: updated.attempts)), max(windowEnd, now))
             }
         }
-        let final = updated
+        let attempted = updated
         let audit = try await env.auditRecorder()
         let disableAfter = settings.disableAfter
-        let disabled = try await env.database.transaction { db -> Bool in
+        let (final, disabled) = try await env.database.transaction { db -> (WebhookDelivery, Bool) in
             let deliveries = WebhookDeliveryRepository(db, vault: vault)
             let webhooks = WebhookRepository(db, vault: vault)
             let jobs = JobRepository(db)
+            var final = attempted
+            var disable: Date?
+            if succeeded {
+                try await webhooks.recordSuccess(id: webhook.id)
+            } else if let streak = try await webhooks.recordFailure(id: webhook.id, at: started) {
+                if !streak.enabled {
+                    // Disabled while this attempt ran: the delivery waits with the others.
+                    final.nextAttemptAt = nil
+                } else if now.timeIntervalSince(streak.failingSince) >= disableAfter {
+                    disable = streak.failingSince
+                }
+            }
             try await deliveries.recordAttempt(final)
             if let next = final.nextAttemptAt {
                 try await jobs.reschedule(id: job.id, runAt: next)
             } else {
                 try await jobs.complete(ids: [job.id])
             }
-            if succeeded {
-                try await webhooks.recordSuccess(id: webhook.id)
-                return false
-            }
-            guard let streak = try await webhooks.recordFailure(id: webhook.id, at: started), streak.enabled,
-                  now.timeIntervalSince(streak.failingSince) >= disableAfter else { return false }
-            let hours = Int(disableAfter / 3600)
-            let reason = "Every attempt failed for \(hours) hours (since \(Timestamp.format(streak.failingSince)))."
-            guard try await webhooks.disable(id: webhook.id, reason: reason, at: now) else { return false }
+            guard let failingSince = disable else { return (final, false) }
+            let reason = "Every attempt failed for \(Int(disableAfter / 3600)) hours (since \(Timestamp.format(failingSince)))."
+            guard try await webhooks.disable(id: webhook.id, reason: reason, at: now) else { return (final, false) }
             let held = try await Self.hold(webhookId: webhook.id, vault: vault, db: db, now: now)
             try await audit.record(AuditChange("webhook.disabled", target: ("webhook", webhook.id), summary: [
-                "host": .string(webhook.host), "reason": .string(reason), "failingSince": .string(Timestamp.format(streak.failingSince)),
+                "host": .string(webhook.host), "reason": .string(reason), "failingSince": .string(Timestamp.format(failingSince)),
                 "pendingDeliveries": .number(Double(held)),
             ]), in: job.workspaceId, by: .system("webhooks"), db: db)
-            return true
+            if final.status == .pending { final.nextAttemptAt = nil }
+            return (final, true)
         }
         env.logger.info("Webhook attempt finished", metadata: [
             "webhook": "\(webhook.id)", "delivery": "\(delivery.id)", "event": "\(delivery.eventType)", "attempt": "\(final.attempts)",
