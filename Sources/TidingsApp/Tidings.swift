@@ -277,6 +277,9 @@ public struct Tidings: Sendable {
                 .init(service: PeriodicJob(name: "idempotency-keys", interval: .seconds(3600), logger: logger) { [environment] in
                     try await MessageService.purgeIdempotencyKeys(environment)
                 }),
+                .init(service: PeriodicJob(name: "webhook-delivery-log", interval: .seconds(3600), logger: logger) { [webhooks] in
+                    try await webhooks.purgeDeliveryLog()
+                }),
                 // Each domain is checked once a day; the hourly pass picks up those due.
                 .init(service: PeriodicJob(name: "domain-checks", interval: .seconds(3600), logger: logger) { [domains] in
                     try await domains.verifyDue()

@@ -9,6 +9,7 @@ extension TidingsConfiguration.Key {
     public static let webhookGiveUpHours = "tidings.webhookGiveUpHours"
     public static let webhookDisableAfterHours = "tidings.webhookDisableAfterHours"
     public static let webhookCaFile = "tidings.webhookCaFile"
+    public static let webhookLogDays = "tidings.webhookLogDays"
 }
 
 extension TidingsConfiguration {
@@ -38,7 +39,8 @@ extension TidingsConfiguration {
             timeout: .seconds(try positive(Key.webhookTimeoutSeconds, default: 15, max: 120)),
             giveUpAfter: TimeInterval(try positive(Key.webhookGiveUpHours, default: 72, max: 24 * 30) * 3600),
             disableAfter: TimeInterval(try positive(Key.webhookDisableAfterHours, default: 72, max: 24 * 90) * 3600),
-            trustRoots: trustRoots
+            trustRoots: trustRoots,
+            logRetention: TimeInterval(try positive(Key.webhookLogDays, default: 30, max: 3650) * 86400)
         )
     }
 }

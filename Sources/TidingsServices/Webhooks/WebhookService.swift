@@ -218,6 +218,21 @@ public struct WebhookService: Sendable {
             return Page(items: page, nextCursor: page.last.map { Cursor.encode($0.id) })
         }
     }
+
+    /// Deletes finished deliveries older than the log's retention, in every workspace; returns
+    /// how many. Run hourly by the server; pending deliveries stay whatever their age.
+    @discardableResult
+    public func purgeDeliveryLog() async throws -> Int {
+        let cutoff = env.now().addingTimeInterval(-settings.logRetention)
+        var purged = 0
+        while true {
+            let batch = try await TenantScope.with(.instance) {
+                try await env.database.transaction { db in try await WebhookDeliveryRepository.purge(finishedBefore: cutoff, limit: 1000, db: db) }
+            }
+            purged += batch
+            if batch < 1000 { return purged }
+        }
+    }
 }
 
 extension Optional {

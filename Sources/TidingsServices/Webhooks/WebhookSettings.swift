@@ -28,12 +28,14 @@ public struct WebhookSettings: Sendable {
     public var trustRoots: [String]
     /// The first bytes of an answer's body kept in the delivery log.
     public var snippetBytes: Int
+    /// Finished deliveries (their bodies name contacts) are kept in the log this long.
+    public var logRetention: TimeInterval
 
     public init(
         policy: OutboundURLPolicy, concurrency: Int = 16, timeout: Duration = .seconds(15), lease: TimeInterval? = nil,
         pollInterval: Duration = .seconds(1), retryDelays: [TimeInterval] = [5, 300, 1800, 7200, 18000, 36000, 50400],
         giveUpAfter: TimeInterval = 72 * 3600, disableAfter: TimeInterval = 72 * 3600, rotationOverlap: TimeInterval = 24 * 3600,
-        trustRoots: [String] = [], snippetBytes: Int = 256
+        trustRoots: [String] = [], snippetBytes: Int = 256, logRetention: TimeInterval = 30 * 86400
     ) {
         self.policy = policy
         self.concurrency = concurrency
@@ -47,6 +49,7 @@ public struct WebhookSettings: Sendable {
         self.rotationOverlap = rotationOverlap
         self.trustRoots = trustRoots
         self.snippetBytes = snippetBytes
+        self.logRetention = logRetention
     }
 
     /// The wait after failed attempt number `attempt` (from 1), ±20 % so that deliveries that

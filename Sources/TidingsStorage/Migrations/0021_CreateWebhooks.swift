@@ -10,7 +10,8 @@ import SQLKit
 /// - `webhook_deliveries`: one row per event and endpoint, written in the transaction of the
 ///   change the event tells of, with its job (`webhook.deliver`) in `jobs`. The request body is
 ///   sealed (it names contacts); so is the first bytes of the last answer. `first_attempt_at`
-///   starts the retry window (again when a disabled endpoint is enabled).
+///   starts the retry window (again when a disabled endpoint is enabled). Finished deliveries
+///   are purged once they are older than the log's retention.
 struct CreateWebhooks: Migration {
     let number = 21
     let name = "CreateWebhooks"
@@ -59,6 +60,8 @@ struct CreateWebhooks: Migration {
             """,
             "CREATE INDEX webhook_deliveries_webhook ON webhook_deliveries (workspace_id, webhook_id, id)",
             "CREATE INDEX webhook_deliveries_status ON webhook_deliveries (workspace_id, webhook_id, status, id)",
+            // The hourly purge of finished deliveries past the log's retention.
+            "CREATE INDEX webhook_deliveries_finished ON webhook_deliveries (status, updated_at)",
         ]
         if kind == .postgres {
             for table in ["webhooks", "webhook_deliveries"] {

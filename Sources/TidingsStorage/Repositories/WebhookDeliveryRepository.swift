@@ -133,6 +133,18 @@ public struct WebhookDeliveryRepository: Sendable {
             """).run()
     }
 
+    /// Deletes finished (succeeded or failed) deliveries last changed before `cutoff`, in every
+    /// workspace (run in the instance scope), at most `limit` at a time; returns how many.
+    public static func purge(finishedBefore cutoff: Date, limit: Int, db: any SQLDatabase) async throws -> Int {
+        try await db.raw("""
+            DELETE FROM webhook_deliveries WHERE id IN (
+                SELECT id FROM webhook_deliveries WHERE status IN ('succeeded', 'failed') AND updated_at < \(bind: Timestamp.format(cutoff))
+                LIMIT \(bind: limit)
+            )
+            RETURNING id
+            """).all().count
+    }
+
     private func decode(_ row: any SQLRow) async throws -> WebhookDelivery {
         let id = try row.decode(column: "id", as: String.self)
         guard let status = WebhookDelivery.Status(rawValue: try row.decode(column: "status", as: String.self)) else {
