@@ -43,7 +43,8 @@ final class WebhookReceiver: @unchecked Sendable {
         process.standardOutput = handle
         process.standardError = handle
         try process.run()
-        let deadline = Date().addingTimeInterval(20)
+        // Generous: on a busy machine a Python start can take a while.
+        let deadline = Date().addingTimeInterval(60)
         while Date() < deadline, process.isRunning {
             if let text = try? String(contentsOf: portFile, encoding: .utf8), let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
                 return WebhookReceiver(process: process, directory: directory, port: port, tls: tls)
