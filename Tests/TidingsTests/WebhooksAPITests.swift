@@ -370,6 +370,32 @@ struct WebhooksAPITests {
         }
     }
 
+    @Test("A delivery claimed by a worker that died is taken over once its lease runs out", arguments: TestBackend.all)
+    func deadWorkersDeliveryIsTakenOver(backend: TestBackend) async throws {
+        let clock = TestClock()
+        try await WebhookReceiver.with { receiver in
+            try await withAPI(backend, clock: clock, flags: Self.development) { api, tidings in
+                let workspace = try await tidings.makeWorkspace()
+                let hook = try await Self.create(api, key: workspace.key, url: "\(receiver.baseURL)/lease", events: ["contact.unsubscribed"])
+                try receiver.trust([hook.secret])
+                try await Self.emit(tidings, workspaceId: workspace.id, [Self.unsubscribed("ada@example.com", at: clock.now)])
+                // Another process claims the delivery and dies before it records anything.
+                let lease = tidings.configuration.webhooks.lease
+                let claimed = try await tidings.database.transaction { [now = clock.now] db in
+                    try await JobRepository(db).claim(
+                        kinds: [WebhookOutbox.jobKind], owner: "worker_killed", now: now, leaseUntil: now.addingTimeInterval(lease), limit: 10
+                    )
+                }
+                #expect(claimed.count == 1)
+                #expect(try await tidings.webhookDeliveries.drain() == 0, "held by the other worker's lease")
+                clock.advance(by: lease + 1)
+                #expect(try await tidings.webhookDeliveries.drain() == 1)
+                #expect(receiver.received().map(\.verified) == [true])
+                #expect(try await Self.deliveries(api, key: workspace.key, webhook: hook.id).first?["status"] as? String == "succeeded")
+            }
+        }
+    }
+
     @Test("A name that resolved to a public address when saved but to loopback at delivery (DNS rebinding) is not called", arguments: TestBackend.all)
     func rebindingIsCaughtAtDelivery(backend: TestBackend) async throws {
         try await DNSServer.with { dns in
