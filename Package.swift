@@ -107,7 +107,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        // Use cases: what the API, the CLI and background jobs call.
+        // Use cases: what the API, the CLI and background jobs call (and the webhook sender, over AsyncHTTPClient).
         .target(
             name: "TidingsServices",
             dependencies: [
@@ -118,6 +118,12 @@ let package = Package(
                 "TidingsStorage",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                // Webhook requests.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
         // The JSON API: routes, middleware, the OpenAPI document.

@@ -54,6 +54,10 @@ public struct Tidings: Sendable {
     public let automationWorker: AutomationWorker
     public let contacts: ContactService
     public let events: EventService
+    /// Webhook endpoints and their delivery log.
+    public let webhooks: WebhookService
+    /// Delivers queued webhook events: run by `serve`, drained by hand in tests.
+    public let webhookDeliveries: WebhookWorker
     public var audit: AuditService { AuditService(environment) }
     public var topics: TopicService { TopicService(environment) }
     public var subscriptions: SubscriptionService { SubscriptionService(environment) }
@@ -184,6 +188,11 @@ public struct Tidings: Sendable {
             settings: AutomationWorkerSettings(lease: configuration.delivery.lease, pollInterval: configuration.delivery.pollInterval),
             signal: automationSignal
         )
+        let webhookTargets = WebhookTargets(
+            policy: configuration.webhooks.policy, dns: DNSResolver(servers: configuration.dnsServers, timeout: configuration.dnsTimeout)
+        )
+        self.webhookDeliveries = WebhookWorker(environment, settings: configuration.webhooks, targets: webhookTargets)
+        self.webhooks = WebhookService(environment, settings: configuration.webhooks, targets: webhookTargets, signal: webhookDeliveries.signal)
         var settings = AccountService.Settings()
         settings.sessionIdleTimeout = TimeInterval(configuration.sessionIdleMinutes * 60)
         settings.sessionLifetime = TimeInterval(configuration.sessionMaxHours * 3600)
@@ -251,6 +260,7 @@ public struct Tidings: Sendable {
         let services = APIServices(
             contacts: contacts, events: events, apiKeys: apiKeys, templates: templates, domains: domains, emailServers: emailServers,
             messages: messages, suppressions: suppressions, audit: audit, automations: automations, segments: segments, announcements: announcements,
+            webhooks: webhooks,
             accounts: accounts, accountSettings: accountSettings, listWorkspaces: { [workspaces] in try await workspaces.list() },
             makeImport: { [environment] workspaceId, types, actor in try ContactImport(environment, workspaceId: workspaceId, types: types, by: actor) },
             isReady: { [migrator] in (try? await migrator.isCurrent()) ?? false },
@@ -290,6 +300,9 @@ public struct Tidings: Sendable {
                 .init(service: PeriodicJob(name: "idempotency-keys", interval: .seconds(3600), logger: logger) { [environment] in
                     try await MessageService.purgeIdempotencyKeys(environment)
                 }),
+                .init(service: PeriodicJob(name: "webhook-delivery-log", interval: .seconds(3600), logger: logger) { [webhooks] in
+                    try await webhooks.purgeDeliveryLog()
+                }),
                 // Each domain is checked once a day; the hourly pass picks up those due.
                 .init(service: PeriodicJob(name: "domain-checks", interval: .seconds(3600), logger: logger) { [domains] in
                     try await domains.verifyDue()
@@ -301,7 +314,10 @@ public struct Tidings: Sendable {
                 .init(service: WorkerService(worker: fanOuts, schemaIsCurrent: { [migrator] in
                     (try? await migrator.isCurrent()) ?? false
                 })),
-                .init(service: AutomationRunner(worker: automationWorker, schemaIsCurrent: { [migrator] in
+                .init(service: WorkerService(worker: automationWorker, schemaIsCurrent: { [migrator] in
+                    (try? await migrator.isCurrent()) ?? false
+                })),
+                .init(service: WorkerService(worker: webhookDeliveries, schemaIsCurrent: { [migrator] in
                     (try? await migrator.isCurrent()) ?? false
                 })),
                 .init(service: server),

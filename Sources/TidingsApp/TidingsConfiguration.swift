@@ -83,6 +83,8 @@ public struct TidingsConfiguration: Sendable {
     public var dnsServers: [DNSServerAddress]
     /// How long each DNS query waits for an answer before it is asked again (default 5 s, twice per server).
     public var dnsTimeout: Duration
+    /// Delivering webhooks: the request, retries, disabling, allowed targets (`TIDINGS_WEBHOOK_*`).
+    public var webhooks: WebhookSettings
 
     /// The configuration keys, each also a `TIDINGS_*` variable (camelCase becomes `_`).
     public enum Key {
@@ -303,6 +305,7 @@ public struct TidingsConfiguration: Sendable {
         )
         dnsServers = try Self.dnsServers(string(Key.dnsServer), resolvConf: try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8))
         dnsTimeout = .seconds(try positive(Key.dnsTimeout, default: 5, max: 60))
+        webhooks = try Self.webhookSettings(reader, environment: environment)
     }
 
     /// `TIDINGS_DNS_SERVER` read, or the system's nameservers from `resolvConf`.

@@ -66,6 +66,7 @@ public func buildRouter(
     TopicsController(services: services).register(on: routes)
     SubscriptionsController(services: services).register(on: routes)
     AutomationsController(services: services).register(on: routes)
+    WebhooksController(services: services).register(on: routes)
     WebController(services: services).register(on: router, table: table)
     PreferencePagesController(services: services).register(on: router, table: table)
     return router

@@ -16,6 +16,7 @@ public struct APIServices: Sendable {
     public var segments: SegmentService
     public var announcements: AnnouncementService
     public var automations: AutomationService
+    public var webhooks: WebhookService
     public var accounts: AccountService
     public var accountSettings: AccountService.Settings
     /// Every workspace (operators choose one to open).
@@ -34,7 +35,7 @@ public struct APIServices: Sendable {
     public init(
         contacts: ContactService, events: EventService, apiKeys: APIKeyService, templates: TemplateService, domains: DomainService, emailServers: EmailServerService,
         messages: MessageService, suppressions: SuppressionService, audit: AuditService, automations: AutomationService,
-        segments: SegmentService, announcements: AnnouncementService,
+        segments: SegmentService, announcements: AnnouncementService, webhooks: WebhookService,
         accounts: AccountService, accountSettings: AccountService.Settings, listWorkspaces: @escaping @Sendable () async throws -> [Workspace],
         makeImport: @escaping @Sendable (String, String?, AuditActor) throws -> ContactImport,
         isReady: @escaping @Sendable () async -> Bool, now: @escaping @Sendable () -> Date,
@@ -55,6 +56,7 @@ public struct APIServices: Sendable {
         self.segments = segments
         self.announcements = announcements
         self.automations = automations
+        self.webhooks = webhooks
         self.accounts = accounts
         self.accountSettings = accountSettings
         self.listWorkspaces = listWorkspaces

@@ -90,6 +90,8 @@ public final class DeliveryWorker: Sendable {
         var nextRun: Date?
         var suppression: (reply: String, code: String)?
         var vault: Vault
+        /// What webhook endpoints are told about the attempt.
+        var webhook: WebhookEvent?
     }
 
     /// Attempts that end together are recorded in one transaction (group commit).
@@ -116,6 +118,7 @@ public final class DeliveryWorker: Sendable {
                 }
                 try await messages.addEvents(group.flatMap { item in item.events.map { (item.message.id, $0) } })
                 try await jobs.complete(ids: group.filter { $0.nextRun == nil }.map(\.job.id))
+                try await WebhookOutbox.emit(group.compactMap(\.webhook), workspaceId: workspaceId, vault: vault, db: db, now: now)
                 for item in group {
                     let final = item.message
                     if let suppression = item.suppression {
@@ -528,11 +531,14 @@ public final class DeliveryWorker: Sendable {
         var events: [MessageEvent] = []
         var suppress: (reply: String, code: String)?
         var reschedule: Date?
+        /// What happened to the primary recipient in this attempt, for webhooks.
+        var told: (type: WebhookEventType, reason: String?)?
         switch outcome {
         case .failed(let reason):
             message.status = .failed
             message.nextAttemptAt = nil
             events.append(MessageEvent(id: Identifier.make("me", at: now), kind: .failed, detail: ["reason": .string(reason)], at: now))
+            told = (.messageFailed, reason)
         case .cancelled(let reason):
             message.status = .cancelled
             message.nextAttemptAt = nil
@@ -575,16 +581,23 @@ public final class DeliveryWorker: Sendable {
                 events.append(MessageEvent(id: Identifier.make("me", at: now), kind: .bounced, detail: ["replies": .object(bounced)].merging(tls) { $1 }, at: now))
             }
             let primary = message.request.rcpt
+            if case .string(let reply)? = bounced[primary] {
+                told = (.messageBounced, reply)
+            } else if delivered[primary] != nil {
+                told = (.messageDelivered, nil)
+            }
             if deferred.isEmpty {
                 message.status = delivered[primary] != nil ? .delivered : bounced[primary] != nil ? .bounced : .delivered
                 message.nextAttemptAt = nil
             } else if now.timeIntervalSince(message.createdAt) >= settings.giveUpAfter {
                 message.status = delivered[primary] != nil ? .delivered : bounced[primary] != nil ? .bounced : .failed
                 message.nextAttemptAt = nil
+                let reason = "Not delivered within \(Int(settings.giveUpAfter / 3600)) hours; no further attempts."
                 events.append(MessageEvent(id: Identifier.make("me", at: now), kind: .failed, detail: [
-                    "reason": .string("Not delivered within \(Int(settings.giveUpAfter / 3600)) hours; no further attempts."),
+                    "reason": .string(reason),
                     "replies": .object(deferred),
                 ], at: now))
+                if case .string(let last)? = deferred[primary] { told = (.messageFailed, "\(reason) Last reply: \(last)") }
             } else {
                 let next = now.addingTimeInterval(settings.backoff(afterAttempt: message.attempts))
                 reschedule = next
@@ -593,14 +606,33 @@ public final class DeliveryWorker: Sendable {
                 events.append(MessageEvent(id: Identifier.make("me", at: now), kind: .deferred, detail: [
                     "replies": .object(deferred), "nextAttemptAt": .string(Timestamp.format(next)),
                 ].merging(tls) { $1 }, at: now))
+                if case .string(let reason)? = deferred[primary] { told = (.messageDeferred, reason) }
             }
         }
         let final = message
-        try await completions.submit(Completion(job: job, message: final, events: events, nextRun: reschedule, suppression: suppress, vault: vault))
+        let webhook = told.map { Self.webhookEvent($0.type, final, reason: $0.reason, at: now) }
+        try await completions.submit(Completion(
+            job: job, message: final, events: events, nextRun: reschedule, suppression: suppress, vault: vault, webhook: webhook
+        ))
         env.logger.info("Message attempt finished", metadata: [
             "message": "\(final.id)", "status": "\(final.status.rawValue)", "attempt": "\(final.attempts)",
             "recipient": "\(vault.pseudonym(final.request.rcpt))",
         ])
+    }
+}
+
+extension DeliveryWorker {
+    /// `message.delivered`, `.deferred`, `.bounced` or `.failed`, about the message's own
+    /// recipient: `{messageId, contactId, email, templateSlug, origin: {kind, id}, status, reason?}`.
+    static func webhookEvent(_ type: WebhookEventType, _ message: Message, reason: String?, at now: Date) -> WebhookEvent {
+        var data: [String: JSONValue] = [
+            "messageId": .string(message.id), "contactId": .string(message.contactId), "email": .string(message.request.rcpt),
+            "templateSlug": .string(message.templateSlug),
+            "origin": .object(["kind": .string(message.origin.kind.rawValue), "id": message.origin.id.map(JSONValue.string) ?? .null]),
+            "status": .string(String(type.rawValue.dropFirst("message.".count))),
+        ]
+        if let reason { data["reason"] = .string(reason) }
+        return WebhookEvent(type, data: data, at: now)
     }
 }
 

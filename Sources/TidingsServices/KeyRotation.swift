@@ -37,6 +37,11 @@ public struct SealedColumn: Sendable {
         SealedColumn(table: "domain_checks", column: "result", storedIn: "result_sealed", scopeColumn: "workspace_id", rowKey: ["domain_id", "check_key"]),
         SealedColumn(table: "segments", column: "filter", storedIn: "filter_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
         SealedColumn(table: "automations", column: "definition", storedIn: "definition_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
+        SealedColumn(table: "webhooks", column: "url", storedIn: "url_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
+        SealedColumn(table: "webhooks", column: "secret", storedIn: "secret_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
+        SealedColumn(table: "webhooks", column: "previous_secret", storedIn: "previous_secret_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
+        SealedColumn(table: "webhook_deliveries", column: "payload", storedIn: "payload_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
+        SealedColumn(table: "webhook_deliveries", column: "response", storedIn: "response_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
     ]
 }
 

@@ -34,3 +34,5 @@ public protocol QueueWorker: Sendable {
 
 extension DeliveryWorker: QueueWorker {}
 extension AnnouncementWorker: QueueWorker {}
+extension AutomationWorker: QueueWorker {}
+extension WebhookWorker: QueueWorker {}

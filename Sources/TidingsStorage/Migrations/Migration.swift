@@ -45,6 +45,7 @@ public enum Migrations {
         AddTLSPinsAndVerification(),
         AddMessageOrigins(),
         CreateTopics(),
+        CreateWebhooks(),
         CreateAutomations(),
         CreateSegmentsAndAnnouncements(),
     ]

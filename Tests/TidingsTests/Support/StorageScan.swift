@@ -3,9 +3,9 @@ import Testing
 
 /// Looks through what a test left in raw storage — the SQLite file with its WAL, or a
 /// `pg_dump` of the PostgreSQL database — for anything that should only ever be stored
-/// sealed or hashed: email addresses, API keys, and values a test names. Every test that
-/// uses `withTidings` or a `Scratch` is held to it, so a new feature that stores personal
-/// data in the clear fails the suite.
+/// sealed or hashed: email addresses, API keys, webhook secrets, and values a test names.
+/// Every test that uses `withTidings` or a `Scratch` is held to it, so a new feature that
+/// stores personal data in the clear fails the suite.
 enum StorageScan {
     /// What a scan found: where, and the matching text. Email addresses are a local part
     /// and a domain whose last label is letters; API keys are `tdg_` and 40 or more letters
@@ -15,6 +15,7 @@ enum StorageScan {
         var found: [String] = []
         for address in emailAddresses(in: bytes) { found.append("\(source): email address \(address)") }
         for key in apiKeys(in: bytes) { found.append("\(source): API key \(key.prefix(12))…") }
+        for secret in webhookSecrets(in: bytes) { found.append("\(source): webhook secret \(secret.prefix(12))…") }
         for needle in needles where contains(bytes, Array(needle.utf8)) { found.append("\(source): test value \(needle)") }
         return found
     }
@@ -61,6 +62,20 @@ enum StorageScan {
                 end = labelEnd + 1
             }
             if let lastGoodEnd { found.append(String(decoding: bytes[start..<lastGoodEnd], as: UTF8.self)) }
+        }
+        return found
+    }
+
+    /// `whsec_` and 32 or more base64 characters: a webhook signing secret.
+    static func webhookSecrets(in bytes: [UInt8]) -> [String] {
+        var found: [String] = []
+        let prefix = Array("whsec_".utf8)
+        var index = 0
+        while let hit = firstRange(of: prefix, in: bytes, from: index) {
+            var end = hit + prefix.count
+            while end < bytes.count, isAlphanumeric(bytes[end]) || bytes[end] == UInt8(ascii: "+") || bytes[end] == UInt8(ascii: "/") { end += 1 }
+            if end - hit - prefix.count >= 32 { found.append(String(decoding: bytes[hit..<end], as: UTF8.self)) }
+            index = hit + 1
         }
         return found
     }
