@@ -35,6 +35,8 @@ public struct SealedColumn: Sendable {
         SealedColumn(table: "message_events", column: "detail", storedIn: "detail_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
         SealedColumn(table: "suppressions", column: "reply", storedIn: "reply_sealed", scopeColumn: "workspace_id", rowKey: ["contact_id"]),
         SealedColumn(table: "domain_checks", column: "result", storedIn: "result_sealed", scopeColumn: "workspace_id", rowKey: ["domain_id", "check_key"]),
+        SealedColumn(table: "message_links", column: "urls", storedIn: "urls_sealed", scopeColumn: "workspace_id", rowKey: ["message_id"]),
+        SealedColumn(table: "tracking_events", column: "user_agent", storedIn: "user_agent_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
     ]
 }
 
