@@ -44,6 +44,9 @@ public struct Tidings: Sendable {
     public let contacts: ContactService
     public let events: EventService
     public var audit: AuditService { AuditService(environment) }
+    /// Tracking settings and the public pixel and link requests (one committer for their events).
+    public let tracking: TrackingService
+    public var stats: StatsService { StatsService(environment) }
     public let accounts: AccountService
     public let accountSettings: AccountService.Settings
     public var migrator: Migrator { Migrator(database: ownerDatabase ?? database, logger: logger) }
@@ -163,6 +166,7 @@ public struct Tidings: Sendable {
         self.deliveries = DeliveryWorker(environment, settings: configuration.delivery, signal: jobSignal)
         self.events = EventService(environment)
         self.contacts = ContactService(environment)
+        self.tracking = TrackingService(environment)
         var settings = AccountService.Settings()
         settings.sessionIdleTimeout = TimeInterval(configuration.sessionIdleMinutes * 60)
         settings.sessionLifetime = TimeInterval(configuration.sessionMaxHours * 3600)
@@ -234,7 +238,8 @@ public struct Tidings: Sendable {
             makeImport: { [environment] workspaceId, types, actor in try ContactImport(environment, workspaceId: workspaceId, types: types, by: actor) },
             isReady: { [migrator] in (try? await migrator.isCurrent()) ?? false },
             now: environment.now,
-            importMaxBytes: configuration.importMaxBytes
+            importMaxBytes: configuration.importMaxBytes,
+            tracking: tracking, stats: stats
         )
         return try buildRouter(services: services, transport: transport)
     }

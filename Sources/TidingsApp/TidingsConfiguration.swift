@@ -298,7 +298,8 @@ public struct TidingsConfiguration: Sendable {
             lease: TimeInterval(try positive(Key.deliveryLeaseSeconds, default: 60, max: 3600)),
             retryMin: TimeInterval(retryMin),
             retryMax: TimeInterval(max(retryMin, try positive(Key.deliveryRetryMaxSeconds, default: 4 * 3600, max: 7 * 86400))),
-            giveUpAfter: TimeInterval(try positive(Key.deliveryGiveUpHours, default: 72, max: 24 * 30) * 3600)
+            giveUpAfter: TimeInterval(try positive(Key.deliveryGiveUpHours, default: 72, max: 24 * 30) * 3600),
+            publicURL: publicURL
         )
         dnsServers = try Self.dnsServers(string(Key.dnsServer), resolvConf: try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8))
         dnsTimeout = .seconds(try positive(Key.dnsTimeout, default: 5, max: 60))

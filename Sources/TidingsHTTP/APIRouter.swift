@@ -61,6 +61,9 @@ public func buildRouter(
     EmailServersController(services: services).register(on: routes)
     MessagesController(services: services).register(on: routes)
     AuditController(services: services).register(on: routes)
+    TrackingController(services: services).register(on: routes)
+    StatsController(services: services).register(on: routes)
+    TrackingController(services: services).registerPublic(on: router, table: table)
     WebController(services: services).register(on: router, table: table)
     return router
 }

@@ -13,6 +13,8 @@ public struct APIServices: Sendable {
     public var messages: MessageService
     public var suppressions: SuppressionService
     public var audit: AuditService
+    public var tracking: TrackingService
+    public var stats: StatsService
     public var accounts: AccountService
     public var accountSettings: AccountService.Settings
     /// Every workspace (operators choose one to open).
@@ -31,8 +33,10 @@ public struct APIServices: Sendable {
         accounts: AccountService, accountSettings: AccountService.Settings, listWorkspaces: @escaping @Sendable () async throws -> [Workspace],
         makeImport: @escaping @Sendable (String, String?, AuditActor) throws -> ContactImport,
         isReady: @escaping @Sendable () async -> Bool, now: @escaping @Sendable () -> Date,
-        importMaxBytes: Int = 256 * 1024 * 1024
+        importMaxBytes: Int = 256 * 1024 * 1024, tracking: TrackingService, stats: StatsService
     ) {
+        self.tracking = tracking
+        self.stats = stats
         self.importMaxBytes = importMaxBytes
         self.contacts = contacts
         self.events = events

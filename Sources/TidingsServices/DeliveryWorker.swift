@@ -25,12 +25,16 @@ public struct DeliverySettings: Sendable {
     public var retryMax: TimeInterval
     /// A message not delivered this long after it was accepted has failed.
     public var giveUpAfter: TimeInterval
+    /// The base URL of links in messages back to Tidings (tracked links, the open pixel);
+    /// without it, nothing is tracked.
+    public var publicURL: String?
 
     public init(
         clientName: String, tls: SMTPTLSSettings = SMTPTLSSettings(), timeouts: SMTPTimeouts = SMTPTimeouts(), concurrency: Int = 64,
         lease: TimeInterval = 60, pollInterval: Duration = .seconds(1), retryMin: TimeInterval = 60, retryMax: TimeInterval = 4 * 3600,
-        giveUpAfter: TimeInterval = 72 * 3600
+        giveUpAfter: TimeInterval = 72 * 3600, publicURL: String? = nil
     ) {
+        self.publicURL = publicURL
         self.clientName = clientName
         self.tls = tls
         self.timeouts = timeouts
@@ -74,6 +78,7 @@ public final class DeliveryWorker: Sendable {
         self.settings = settings
         self.signal = signal
         self.completions = GroupCommitter(maxBatch: 64) { [env] items in try await Self.record(items, env: env) }
+        self.linkWrites = GroupCommitter(maxBatch: 64) { [env] lists in try await Self.saveLinks(lists, env: env) }
     }
 
     static let kinds = [MessageService.jobKind]
@@ -90,6 +95,30 @@ public final class DeliveryWorker: Sendable {
 
     /// Attempts that end together are recorded in one transaction (group commit).
     private let completions: GroupCommitter<Completion, Void>
+
+    /// A tracked message's link list, stored before the message is sent (a click may come
+    /// the moment it arrives).
+    struct LinkList: Sendable {
+        var vault: Vault
+        var messageId: String
+        var urls: [String]
+    }
+
+    private let linkWrites: GroupCommitter<LinkList, Void>
+
+    static func saveLinks(_ lists: [LinkList], env: ServiceEnvironment) async throws -> [Void] {
+        let now = env.now()
+        try await TenantScope.with(.instance) {
+            try await env.database.transaction { db in
+                for (workspaceId, group) in Dictionary(grouping: lists, by: \.vault.scope) {
+                    try await db.enter(.workspace(workspaceId))
+                    try await TrackingRepository(db, vault: group[0].vault).saveLinks(group.map { ($0.messageId, $0.urls) }, at: now)
+                }
+                try await db.enter(TenantScope.current)
+            }
+        }
+        return lists.map { _ in () }
+    }
 
     /// Writes finished attempts: message, timeline, job (done or rescheduled), suppression, audit.
     static func record(_ items: [Completion], env: ServiceEnvironment) async throws -> [Void] {
@@ -287,6 +316,10 @@ public final class DeliveryWorker: Sendable {
         var server: EmailServer
         var content: CompiledTemplate
         var contact: Contact?
+        /// Whether it gets an open pixel and tracked links …
+        var tracking = TrackingDecision(opens: false, clicks: false)
+        /// … and the links an earlier attempt stored.
+        var links: [String] = []
     }
 
     private enum Preparation: Sendable {
@@ -347,6 +380,7 @@ public final class DeliveryWorker: Sendable {
     /// servers, templates not compiled yet, and contacts for templates that use them.
     private func prepare(_ jobs: [Job], vault: Vault) async throws -> [String: Preparation] {
         let cached = templates.withLock { $0 }
+        let canTrack = settings.publicURL != nil
         return try await env.database.read { db in
             var compiled = cached
             let found = try await MessageRepository(db, vault: vault).find(ids: jobs.map(\.subjectId))
@@ -355,6 +389,11 @@ public final class DeliveryWorker: Sendable {
             let fallback = servers.first(where: { $0.isDefault }) ?? servers.first
             let templates = TemplateRepository(db, vault: vault)
             let contacts = ContactRepository(db, vault: vault)
+            let tracking = TrackingRepository(db, vault: vault)
+            let trackingSettings = canTrack ? try await tracking.settings() : TrackingSettings.off
+            // Only a retry can find links stored already.
+            let retried = found.filter { $0.attempts > 1 }.map(\.id)
+            let storedLinks = retried.isEmpty ? [:] : try await tracking.links(messageIds: retried)
             var preparations: [String: Preparation] = [:]
             for job in jobs {
                 guard let message = messages[job.subjectId], !message.status.isFinal else {
@@ -380,7 +419,11 @@ public final class DeliveryWorker: Sendable {
                 // The contact's attributes are read only for templates that use them.
                 let usesContact = content.variables.contains { $0 == "contact" || $0.hasPrefix("contact.") }
                 let contact = usesContact ? try await contacts.find(email: try EmailAddress(message.request.rcpt)) : nil
-                preparations[job.id] = .ready(Prepared(message: message, server: server, content: content, contact: contact))
+                preparations[job.id] = .ready(Prepared(
+                    message: message, server: server, content: content, contact: contact,
+                    tracking: trackingSettings.decide(origin: message.origin, override: message.request.tracking),
+                    links: storedLinks[message.id] ?? []
+                ))
             }
             return preparations
         }
@@ -398,6 +441,7 @@ public final class DeliveryWorker: Sendable {
         for (name, value) in prepared.contact?.attributes ?? [:] { contactFields[name] = value.json }
         variables["contact"] = .object(contactFields)
         let rendered = try prepared.content.render(TemplateService.context(variables, unsubscribeLink: ""))
+        let html = try await tracked(rendered.html, prepared: prepared, message: message)
         var replyTo = rendered.replyToAddress.map { Mailbox(rendered.replyToName ?? "", $0) }
         if let raw = message.request.replyTo {
             let mailbox = try MailboxSource(parsing: raw, field: "replyTo")
@@ -408,7 +452,7 @@ public final class DeliveryWorker: Sendable {
             to: [Mailbox("", try EmailAddress(message.request.rcpt))],
             cc: try message.request.cc.map { Mailbox("", try EmailAddress($0)) },
             replyTo: replyTo, subject: rendered.subject, messageId: message.messageIdHeader, date: now,
-            text: rendered.text, html: rendered.html,
+            text: rendered.text, html: html,
             attachments: message.request.attachments.map { attachment in
                 Attachment(filename: attachment.filename, contentType: attachment.contentType, content: Array(Data(base64Encoded: attachment.content) ?? Data()))
             },
@@ -418,6 +462,20 @@ public final class DeliveryWorker: Sendable {
         let domain = rendered.fromAddress.value.split(separator: "@").last.map(String.init) ?? ""
         let keys = try await keys(workspaceId: message.workspaceId, domain: domain)
         return keys.isEmpty ? bytes : try DKIMSigner.sign(bytes, with: keys, at: now)
+    }
+
+    /// The HTML with tracked links and the open pixel, when the message is tracked; its link
+    /// list is stored first.
+    private func tracked(_ html: String, prepared: Prepared, message: Message) async throws -> String {
+        guard prepared.tracking.any, let publicURL = settings.publicURL else { return html }
+        let vault = try await env.keyring.vault(for: message.workspaceId)
+        let (result, links) = MessageTracking(publicURL: publicURL).apply(
+            html: html, messageId: message.id, decision: prepared.tracking, existing: prepared.links, vault: vault
+        )
+        if links != prepared.links {
+            try await linkWrites.submit(LinkList(vault: vault, messageId: message.id, urls: links))
+        }
+        return result
     }
 
     private func keys(workspaceId: String, domain: String) async throws -> [DKIMKey] {
