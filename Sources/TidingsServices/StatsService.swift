@@ -129,14 +129,15 @@ public struct StatsService: Sendable {
         )
     }
 
-    /// Contacts who unsubscribed, by day (`unsubscribed`), through the messages the filter
-    /// selects.
+    /// Contacts who unsubscribed, by day, under the name `unsubscribed`, through the messages
+    /// the filter selects.
     ///
     /// Subscription changes are recorded by the topics and unsubscribe feature; until its
     /// table is present this counts nothing. It is the one place that reads them, so
     /// counting them takes only this function: rows of `subscription_changes` in the
     /// workspace whose `change` is an unsubscribe, dated by `at` in `[from, until)`,
-    /// narrowed by the filter through `message_id` (template) or `origin_kind`/`origin_id`.
+    /// narrowed by the filter through `message_id` (template: join `messages`) or
+    /// `origin_kind`/`origin_id` (announcement, automation).
     static func unsubscribed(
         db: any SQLDatabase, workspaceId: String, from: Date, until: Date, filter: StatsRepository.Filter
     ) async throws -> StatsRepository.Counts {

@@ -6,6 +6,7 @@ import SQLKit
 import Testing
 import TidingsApp
 import TidingsDomain
+import TidingsServices
 import TidingsStorage
 
 /// Open and click tracking end to end: settings, a tracked message delivered to a real SMTP
@@ -277,6 +278,17 @@ struct TrackingAPITests {
                 }
                 let detail = try await api.get("/v1/messages/\(id)", key: workspace.key)
                 #expect((detail.json["tracking"] as? [String: Any])?["clicks"] as? Int == 1, "only the real click was recorded")
+
+                // A data-key rotation re-seals the link list; links in mail already sent keep working.
+                _ = try await KeyRotation(tidings.environment).rotateDataKey(scope: workspace.id, by: .tester)
+                clock.advance(by: Keyring.retiredKeyGrace + 1)
+                #expect(try await KeyRotation(tidings.environment).finishRotations() == 1)
+                let rotated = try await Self.get(api, "/t/c/\(click)", agent: Self.firefox)
+                #expect(rotated.status == .found && rotated.headers[.location] == Self.link)
+                // A deleted workspace's links and pixels lead nowhere.
+                try await tidings.workspaces.delete(id: workspace.id, by: .tester)
+                #expect(try await Self.get(api, "/t/c/\(click)", agent: Self.firefox).status == .notFound)
+                #expect(try await Self.get(api, "/t/o/\(open)", agent: Self.firefox).status == .notFound)
             }
         }
     }
