@@ -18,6 +18,10 @@ import TidingsStorage
 ///   requests by proxies, scanners and prefetchers are left out (`TrackingBotPolicy`) and
 ///   counted as `botOpens` / `botClicks` instead;
 /// - `unsubscribed`: contacts who unsubscribed that day through these messages.
+///
+/// A day's numbers are counted from the messages while it goes on; an hour after it ended
+/// they are counted once more, per template and origin, and kept (`daily_stats`): later
+/// reports read those, and erasing a contact later leaves past days' numbers as they were.
 public struct StatsService: Sendable {
     let env: ServiceEnvironment
 
@@ -102,17 +106,9 @@ public struct StatsService: Sendable {
             break
         }
         let until = to.addingTimeInterval(86400)
-        let counts = try await env.database.read { [filter] db in
-            let stats = StatsRepository(db, workspaceId: workspaceId)
-            var counts = try await stats.finalStatuses(from: from, until: until, filter: filter)
-            for more in [
-                try await stats.engagement(from: from, until: until, filter: filter),
-                try await stats.machineEvents(from: from, until: until, filter: filter),
-                try await Self.unsubscribed(db: db, workspaceId: workspaceId, from: from, until: until, filter: filter),
-            ] {
-                counts.merge(more) { $0.merging($1) { $0 + $1 } }
-            }
-            return counts
+        var counts: [String: [String: Int]] = [:]
+        for row in try await rows(workspaceId: workspaceId, from: from, until: until, filter: filter) {
+            counts[row.day, default: [:]][row.metric, default: 0] += row.count
         }
         var days: [Day] = []
         var totals = Dictionary(uniqueKeysWithValues: Self.metrics.map { ($0, 0) })
@@ -129,8 +125,55 @@ public struct StatsService: Sendable {
         )
     }
 
-    /// Contacts who unsubscribed, by day, under the name `unsubscribed`, through the messages
-    /// the filter selects.
+    /// A day is over, and its counts are kept, an hour after it ended (UTC): late
+    /// writes of other instances have long landed by then.
+    static let settleTime: TimeInterval = 3600
+
+    /// The counts of `[from, until)` (whole days) for the filter: kept counts for the days
+    /// that are over (counting and keeping those not kept yet), counted ones for the others.
+    func rows(workspaceId: String, from: Date, until: Date, filter: StatsRepository.Filter) async throws -> [StatsRepository.Row] {
+        let now = env.now()
+        let firstOpenDay = try Self.day(Self.text(now.addingTimeInterval(-Self.settleTime)), field: "to")
+        let openFrom = min(max(from, firstOpenDay), until)
+        // Days before the workspace existed hold nothing: they are neither counted nor kept.
+        let created = try await env.database.read { db in try await StatsRepository(db, workspaceId: workspaceId).workspaceCreatedAt() }
+        let born = try Self.day(Self.text(created ?? now), field: "from")
+        let keptFrom = max(from, born)
+        var rows: [StatsRepository.Row] = []
+        if keptFrom < openFrom {
+            let first = Self.text(keptFrom), last = Self.text(openFrom.addingTimeInterval(-86400))
+            let kept = try await env.database.read { db in try await StatsRepository(db, workspaceId: workspaceId).keptDays(first: first, last: last) }
+            let missing = stride(from: keptFrom, to: openFrom, by: 86400).map(Self.text).filter { !kept.contains($0) }
+            if let firstMissing = missing.first, let lastMissing = missing.last {
+                let spanFrom = try Self.day(firstMissing, field: "from"), spanUntil = try Self.day(lastMissing, field: "to").addingTimeInterval(86400)
+                let fresh = try await env.database.read { db in
+                    try await StatsRepository(db, workspaceId: workspaceId).count(from: spanFrom, until: spanUntil, filter: .init())
+                        + Self.unsubscribed(db: db, workspaceId: workspaceId, from: spanFrom, until: spanUntil, filter: .init())
+                }
+                try await env.database.transaction { db in
+                    try await StatsRepository(db, workspaceId: workspaceId).keep(days: missing, rows: fresh, at: now)
+                }
+            }
+            rows += try await env.database.read { db in
+                try await StatsRepository(db, workspaceId: workspaceId).kept(first: first, last: last, filter: filter)
+            }
+        }
+        let countFrom = max(openFrom, keptFrom)
+        if countFrom < until {
+            rows += try await env.database.read { db in
+                try await StatsRepository(db, workspaceId: workspaceId).count(from: countFrom, until: until, filter: filter)
+                    + Self.unsubscribed(db: db, workspaceId: workspaceId, from: countFrom, until: until, filter: filter)
+            }
+        }
+        return rows
+    }
+
+    static func text(_ day: Date) -> String {
+        String(Timestamp.format(day).prefix(10))
+    }
+
+    /// Contacts who unsubscribed, by day (metric `unsubscribed`), template and origin, through
+    /// the messages the filter selects.
     ///
     /// Subscription changes are recorded by the topics and unsubscribe feature; until its
     /// table is present this counts nothing. It is the one place that reads them, so
@@ -140,8 +183,8 @@ public struct StatsService: Sendable {
     /// `origin_kind`/`origin_id` (announcement, automation).
     static func unsubscribed(
         db: any SQLDatabase, workspaceId: String, from: Date, until: Date, filter: StatsRepository.Filter
-    ) async throws -> StatsRepository.Counts {
-        [:]
+    ) async throws -> [StatsRepository.Row] {
+        []
     }
 
     /// Midnight (UTC) of a `YYYY-MM-DD` date; anything else is a 422 naming `field`.

@@ -14,6 +14,9 @@ import SQLKit
 ///   person, kept with each event so statistics and message details read one row.
 /// - `messages_final`: messages by status and last change; a final status never changes
 ///   again, so its `updated_at` is when the message was delivered, bounced or failed.
+/// - `daily_stats`: the counts of each day that is over, per template and origin (`origin_id`
+///   `''` for none), and `daily_stats_days` the days counted: a report reads these instead
+///   of the messages of those days.
 struct CreateTracking: Migration {
     let number = 22
     let name = "CreateTracking"
@@ -69,9 +72,29 @@ struct CreateTracking: Migration {
             "CREATE INDEX message_engagement_opened ON message_engagement (workspace_id, first_opened_at)",
             "CREATE INDEX message_engagement_clicked ON message_engagement (workspace_id, first_clicked_at)",
             "CREATE INDEX messages_final ON messages (workspace_id, status, updated_at)",
+            """
+            CREATE TABLE daily_stats_days (
+                workspace_id TEXT NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+                day TEXT NOT NULL,
+                counted_at TEXT NOT NULL,
+                PRIMARY KEY (workspace_id, day)
+            )
+            """,
+            """
+            CREATE TABLE daily_stats (
+                workspace_id TEXT NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+                day TEXT NOT NULL,
+                template_slug TEXT NOT NULL,
+                origin_kind TEXT NOT NULL,
+                origin_id TEXT NOT NULL,
+                metric TEXT NOT NULL,
+                count INTEGER NOT NULL,
+                PRIMARY KEY (workspace_id, day, template_slug, origin_kind, origin_id, metric)
+            )
+            """,
         ]
         if kind == .postgres {
-            for table in ["tracking_settings", "message_links", "tracking_events", "message_engagement"] {
+            for table in ["tracking_settings", "message_links", "tracking_events", "message_engagement", "daily_stats_days", "daily_stats"] {
                 statements += EnableRowLevelSecurity.fence(table: table, column: "workspace_id")
             }
         }
