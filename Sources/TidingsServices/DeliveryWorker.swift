@@ -110,7 +110,9 @@ public final class DeliveryWorker: Sendable {
         let now = env.now()
         try await TenantScope.with(.instance) {
             try await env.database.transaction { db in
-                for (workspaceId, group) in Dictionary(grouping: lists, by: \.vault.scope) {
+                let byWorkspace = Dictionary(grouping: lists, by: \.vault.scope)
+                for workspaceId in byWorkspace.keys.sorted() {
+                    let group = byWorkspace[workspaceId]!
                     try await db.enter(.workspace(workspaceId))
                     try await TrackingRepository(db, vault: group[0].vault).saveLinks(group.map { ($0.messageId, $0.urls) }, at: now)
                 }

@@ -187,29 +187,6 @@ public struct TrackingRepository: Sendable {
         )
     }
 
-    /// A message's events, oldest first (user agents opened).
-    public func events(messageId: String) async throws -> [Event] {
-        var events: [Event] = []
-        for row in try await db.raw("""
-            SELECT id, contact_pseudonym, kind, link_position, ip_truncated, user_agent_sealed, bot_reason, at FROM tracking_events
-            WHERE workspace_id = \(bind: workspaceId) AND message_id = \(bind: messageId) ORDER BY id
-            """).all() {
-            let id = try row.decode(column: "id", as: String.self)
-            guard let kind = TrackingEventKind(rawValue: try row.decode(column: "kind", as: String.self)) else {
-                throw StorageError.corruptValue(column: "tracking_events.kind")
-            }
-            let agent = try await (try row.decode(column: "user_agent_sealed", as: String?.self)).asyncMap { sealed in
-                try await vault.open(sealed, table: "tracking_events", column: "user_agent", row: id)
-            }
-            events.append(Event(
-                id: id, messageId: messageId, contactPseudonym: try row.decode(column: "contact_pseudonym", as: String.self), kind: kind,
-                linkPosition: try row.decode(column: "link_position", as: Int?.self), network: try row.decode(column: "ip_truncated", as: String?.self),
-                userAgent: agent, botReason: try row.decode(column: "bot_reason", as: String?.self), at: try row.decodeTimestamp("at")
-            ))
-        }
-        return events
-    }
-
     // MARK: Tokens
 
     /// What a tracking request needs to know about the message its token names, in any
