@@ -61,6 +61,9 @@ public struct Tidings: Sendable {
     public var audit: AuditService { AuditService(environment) }
     public var topics: TopicService { TopicService(environment) }
     public var subscriptions: SubscriptionService { SubscriptionService(environment) }
+    /// Tracking settings and the public pixel and link requests (one committer for their events).
+    public let tracking: TrackingService
+    public var stats: StatsService { StatsService(environment) }
     public let accounts: AccountService
     public let accountSettings: AccountService.Settings
     public var migrator: Migrator { Migrator(database: ownerDatabase ?? database, logger: logger) }
@@ -193,6 +196,7 @@ public struct Tidings: Sendable {
         )
         self.webhookDeliveries = WebhookWorker(environment, settings: configuration.webhooks, targets: webhookTargets)
         self.webhooks = WebhookService(environment, settings: configuration.webhooks, targets: webhookTargets, signal: webhookDeliveries.signal)
+        self.tracking = TrackingService(environment)
         var settings = AccountService.Settings()
         settings.sessionIdleTimeout = TimeInterval(configuration.sessionIdleMinutes * 60)
         settings.sessionLifetime = TimeInterval(configuration.sessionMaxHours * 3600)
@@ -266,7 +270,8 @@ public struct Tidings: Sendable {
             isReady: { [migrator] in (try? await migrator.isCurrent()) ?? false },
             now: environment.now,
             importMaxBytes: configuration.importMaxBytes,
-            topics: topics, subscriptions: subscriptions
+            topics: topics, subscriptions: subscriptions,
+            tracking: tracking, stats: stats
         )
         return try buildRouter(services: services, transport: transport)
     }

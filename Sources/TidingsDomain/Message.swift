@@ -41,11 +41,16 @@ public struct MessageRequest: Sendable, Equatable, Codable {
     public var attachments: [MessageAttachment]
     /// Recipients whose delivery is settled (delivered or bounced): a retry leaves them out.
     public var settled: [String]
+    /// The message's own open and click tracking, over the workspace's settings; `nil`:
+    /// the settings decide. Announcements and automations set it for the mail they make.
+    public var tracking: TrackingOverride?
 
     public init(
         rcpt: String, variables: [String: JSONValue] = [:], cc: [String] = [], bcc: [String] = [], replyTo: String? = nil,
-        headers: [[String]] = [], metadata: [String: JSONValue] = [:], attachments: [MessageAttachment] = [], settled: [String] = []
+        headers: [[String]] = [], metadata: [String: JSONValue] = [:], attachments: [MessageAttachment] = [], settled: [String] = [],
+        tracking: TrackingOverride? = nil
     ) {
+        self.tracking = tracking
         self.rcpt = rcpt
         self.variables = variables
         self.cc = cc

@@ -67,6 +67,9 @@ public func buildRouter(
     SubscriptionsController(services: services).register(on: routes)
     AutomationsController(services: services).register(on: routes)
     WebhooksController(services: services).register(on: routes)
+    TrackingController(services: services).register(on: routes)
+    StatsController(services: services).register(on: routes)
+    TrackingController(services: services).registerPublic(on: router, table: table)
     WebController(services: services).register(on: router, table: table)
     PreferencePagesController(services: services).register(on: router, table: table)
     return router

@@ -17,6 +17,8 @@ public struct APIServices: Sendable {
     public var announcements: AnnouncementService
     public var automations: AutomationService
     public var webhooks: WebhookService
+    public var tracking: TrackingService
+    public var stats: StatsService
     public var accounts: AccountService
     public var accountSettings: AccountService.Settings
     /// Every workspace (operators choose one to open).
@@ -39,10 +41,13 @@ public struct APIServices: Sendable {
         accounts: AccountService, accountSettings: AccountService.Settings, listWorkspaces: @escaping @Sendable () async throws -> [Workspace],
         makeImport: @escaping @Sendable (String, String?, AuditActor) throws -> ContactImport,
         isReady: @escaping @Sendable () async -> Bool, now: @escaping @Sendable () -> Date,
-        importMaxBytes: Int = 256 * 1024 * 1024, topics: TopicService, subscriptions: SubscriptionService
+        importMaxBytes: Int = 256 * 1024 * 1024, topics: TopicService, subscriptions: SubscriptionService,
+        tracking: TrackingService, stats: StatsService
     ) {
         self.topics = topics
         self.subscriptions = subscriptions
+        self.tracking = tracking
+        self.stats = stats
         self.importMaxBytes = importMaxBytes
         self.contacts = contacts
         self.events = events

@@ -84,8 +84,10 @@ struct MessagesController {
     @Sendable func get(_ request: Request, context: TidingsRequestContext) async throws -> Response {
         let principal = try context.require(.messagesRead)
         let detail = try await services.messages.get(workspaceId: principal.workspaceId, id: try request.pathParameter("id", context: context))
+        let engagement = try await services.tracking.engagement(workspaceId: principal.workspaceId, messageId: detail.message.id)
         var json = Self.summary(detail.message)
         if case .object(var fields) = json {
+            if let engagement { fields["tracking"] = Self.tracking(engagement) }
             fields["cc"] = .array(detail.message.request.cc.map(JSONValue.string))
             fields["bcc"] = .array(detail.message.request.bcc.map(JSONValue.string))
             fields["metadata"] = .object(detail.message.request.metadata)
@@ -110,6 +112,16 @@ struct MessagesController {
         let principal = try context.require(.messagesSend)
         let message = try await services.messages.cancel(workspaceId: principal.workspaceId, id: try request.pathParameter("id", context: context), by: context.actor)
         return JSONResponse.make(status: .ok, json: Self.summary(message))
+    }
+
+    /// Opens and clicks by people, their first times, and the requests taken for machines'.
+    static func tracking(_ engagement: MessageEngagement) -> JSONValue {
+        .object([
+            "opens": .number(Double(engagement.opens)), "clicks": .number(Double(engagement.clicks)),
+            "botEvents": .number(Double(engagement.botEvents)),
+            "firstOpenedAt": engagement.firstOpenedAt.map { .string(Timestamp.format($0)) } ?? .null,
+            "firstClickedAt": engagement.firstClickedAt.map { .string(Timestamp.format($0)) } ?? .null,
+        ])
     }
 
     static func summary(_ message: Message) -> JSONValue {

@@ -26,7 +26,8 @@ public struct DeliverySettings: Sendable {
     /// A message not delivered this long after it was accepted has failed.
     public var giveUpAfter: TimeInterval
     /// The base URL of links in messages: the preference page of `{{ unsubscribe_link }}` and
-    /// the one-click target of `List-Unsubscribe` (the configuration's `publicURL`).
+    /// the one-click target of `List-Unsubscribe`, tracked links and the open pixel (the configuration's
+    /// `publicURL`).
     public var publicURL: String
 
     public init(
@@ -78,6 +79,7 @@ public final class DeliveryWorker: Sendable {
         self.settings = settings
         self.signal = signal
         self.completions = GroupCommitter(maxBatch: 64) { [env] items in try await Self.record(items, env: env) }
+        self.linkWrites = GroupCommitter(maxBatch: 64) { [env] lists in try await Self.saveLinks(lists, env: env) }
     }
 
     static let kinds = [MessageService.jobKind]
@@ -96,6 +98,32 @@ public final class DeliveryWorker: Sendable {
 
     /// Attempts that end together are recorded in one transaction (group commit).
     private let completions: GroupCommitter<Completion, Void>
+
+    /// A tracked message's link list, stored before the message is sent (a click may come
+    /// the moment it arrives).
+    struct LinkList: Sendable {
+        var vault: Vault
+        var messageId: String
+        var urls: [String]
+    }
+
+    private let linkWrites: GroupCommitter<LinkList, Void>
+
+    static func saveLinks(_ lists: [LinkList], env: ServiceEnvironment) async throws -> [Void] {
+        let now = env.now()
+        try await TenantScope.with(.instance) {
+            try await env.database.transaction { db in
+                let byWorkspace = Dictionary(grouping: lists, by: \.vault.scope)
+                for workspaceId in byWorkspace.keys.sorted() {
+                    let group = byWorkspace[workspaceId]!
+                    try await db.enter(.workspace(workspaceId))
+                    try await TrackingRepository(db, vault: group[0].vault).saveLinks(group.map { ($0.messageId, $0.urls) }, at: now)
+                }
+                try await db.enter(TenantScope.current)
+            }
+        }
+        return lists.map { _ in () }
+    }
 
     /// Writes finished attempts: message, timeline, job (done or rescheduled), suppression, audit.
     static func record(_ items: [Completion], env: ServiceEnvironment) async throws -> [Void] {
@@ -302,6 +330,10 @@ public final class DeliveryWorker: Sendable {
         var server: EmailServer
         var content: CompiledTemplate
         var contact: Contact?
+        /// Whether it gets an open pixel and tracked links …
+        var tracking = TrackingDecision(opens: false, clicks: false)
+        /// … and the links an earlier attempt stored.
+        var links: [String] = []
     }
 
     private enum Preparation: Sendable {
@@ -375,6 +407,11 @@ public final class DeliveryWorker: Sendable {
             let templates = TemplateRepository(db, vault: vault)
             let contacts = ContactRepository(db, vault: vault)
             let unsubscribed = try await Self.unsubscribed(Array(messages.values), workspaceId: vault.scope, db: db)
+            let tracking = TrackingRepository(db, vault: vault)
+            let trackingSettings = try await tracking.settings()
+            // Only a retry can find links stored already.
+            let retried = found.filter { $0.attempts > 1 }.map(\.id)
+            let storedLinks = retried.isEmpty ? [:] : try await tracking.links(messageIds: retried)
             var preparations: [String: Preparation] = [:]
             for job in jobs {
                 guard let message = messages[job.subjectId], !message.status.isFinal else {
@@ -404,7 +441,11 @@ public final class DeliveryWorker: Sendable {
                 // The contact's attributes are read only for templates that use them.
                 let usesContact = content.variables.contains { $0 == "contact" || $0.hasPrefix("contact.") }
                 let contact = usesContact ? try await contacts.find(email: try EmailAddress(message.request.rcpt)) : nil
-                preparations[job.id] = .ready(Prepared(message: message, server: server, content: content, contact: contact))
+                preparations[job.id] = .ready(Prepared(
+                    message: message, server: server, content: content, contact: contact,
+                    tracking: trackingSettings.decide(origin: message.origin, override: message.request.tracking),
+                    links: storedLinks[message.id] ?? []
+                ))
             }
             return preparations
         }
@@ -442,6 +483,7 @@ public final class DeliveryWorker: Sendable {
             ? UnsubscribeToken(workspaceId: message.workspaceId, contactId: message.contactId, messageId: message.id).encode(with: vault) : ""
         let unsubscribeLink = usesLink ? SubscriptionService.preferenceURL(publicURL: settings.publicURL, token: token) : ""
         let rendered = try prepared.content.render(TemplateService.context(variables, unsubscribeLink: unsubscribeLink))
+        let html = try await tracked(rendered.html, prepared: prepared, message: message)
         var replyTo = rendered.replyToAddress.map { Mailbox(rendered.replyToName ?? "", $0) }
         if let raw = message.request.replyTo {
             let mailbox = try MailboxSource(parsing: raw, field: "replyTo")
@@ -452,7 +494,7 @@ public final class DeliveryWorker: Sendable {
             to: [Mailbox("", try EmailAddress(message.request.rcpt))],
             cc: try message.request.cc.map { Mailbox("", try EmailAddress($0)) },
             replyTo: replyTo, subject: rendered.subject, messageId: message.messageIdHeader, date: now,
-            text: rendered.text, html: rendered.html,
+            text: rendered.text, html: html,
             attachments: message.request.attachments.map { attachment in
                 Attachment(filename: attachment.filename, contentType: attachment.contentType, content: Array(Data(base64Encoded: attachment.content) ?? Data()))
             },
@@ -472,6 +514,21 @@ public final class DeliveryWorker: Sendable {
         guard message.origin.marketing else { return headers }
         headers.removeAll { ["list-unsubscribe", "list-unsubscribe-post"].contains($0.name.lowercased()) }
         return headers + SubscriptionService.listUnsubscribeHeaders(publicURL: settings.publicURL, token: token, fromDomain: fromDomain)
+    }
+
+    /// The HTML with tracked links and the open pixel, when the message is tracked; its link
+    /// list is stored first.
+    private func tracked(_ html: String, prepared: Prepared, message: Message) async throws -> String {
+        guard prepared.tracking.any else { return html }
+        let publicURL = settings.publicURL
+        let vault = try await env.keyring.vault(for: message.workspaceId)
+        let (result, links) = MessageTracking(publicURL: publicURL).apply(
+            html: html, messageId: message.id, decision: prepared.tracking, existing: prepared.links, vault: vault
+        )
+        if links != prepared.links {
+            try await linkWrites.submit(LinkList(vault: vault, messageId: message.id, urls: links))
+        }
+        return result
     }
 
     private func keys(workspaceId: String, domain: String) async throws -> [DKIMKey] {

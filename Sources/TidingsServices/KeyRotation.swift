@@ -42,6 +42,8 @@ public struct SealedColumn: Sendable {
         SealedColumn(table: "webhooks", column: "previous_secret", storedIn: "previous_secret_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
         SealedColumn(table: "webhook_deliveries", column: "payload", storedIn: "payload_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
         SealedColumn(table: "webhook_deliveries", column: "response", storedIn: "response_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
+        SealedColumn(table: "message_links", column: "urls", storedIn: "urls_sealed", scopeColumn: "workspace_id", rowKey: ["message_id"]),
+        SealedColumn(table: "tracking_events", column: "user_agent", storedIn: "user_agent_sealed", scopeColumn: "workspace_id", rowKey: ["id"]),
     ]
 }
 

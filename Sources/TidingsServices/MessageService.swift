@@ -133,6 +133,7 @@ public struct MessageService: Sendable {
             throw DomainError(.tooLarge, code: "too_large", message: "The metadata is larger than \(Self.maxMetadataBytes) bytes.", field: "metadata")
         }
         let attachments = try Self.attachments(try reader.array("attachments") ?? [])
+        let tracking = try reader.object("tracking").map { object throws(DomainError) in try TrackingOverride(json: object, field: "tracking") }
         let sendAt = try reader.timestamp("sendAt") ?? now
         guard sendAt <= now.addingTimeInterval(Self.maxSchedule) else {
             throw DomainError.invalid("invalid_timestamp", "The field 'sendAt' lies more than 90 days ahead.", field: "sendAt")
@@ -143,7 +144,7 @@ public struct MessageService: Sendable {
             email: email, target: target, emailServerId: serverId,
             request: MessageRequest(
                 rcpt: email.value, variables: variables, cc: cc, bcc: bcc, replyTo: replyTo, headers: headers,
-                metadata: metadata, attachments: attachments
+                metadata: metadata, attachments: attachments, tracking: tracking
             ),
             sendAt: max(sendAt, now), fromDomain: fromDomain
         )

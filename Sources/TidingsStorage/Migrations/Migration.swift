@@ -46,6 +46,7 @@ public enum Migrations {
         AddMessageOrigins(),
         CreateTopics(),
         CreateWebhooks(),
+        CreateTracking(),
         CreateAutomations(),
         CreateSegmentsAndAnnouncements(),
     ]
