@@ -347,6 +347,12 @@ public final class AnnouncementWorker: Sendable {
                         AuditChange("announcement.finished", target: ("announcement", candidate.id), summary: summary),
                         in: candidate.workspaceId, by: Self.actor, db: db
                     )
+                    var data = summary
+                    data["announcementId"] = .string(candidate.id)
+                    _ = try await WebhookOutbox.emit(
+                        [WebhookEvent(.announcementFinished, data: data, at: now)], workspaceId: candidate.workspaceId,
+                        vault: try await env.keyring.vault(for: candidate.workspaceId), db: db, now: now
+                    )
                 }
             }
         }

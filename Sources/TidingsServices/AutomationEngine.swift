@@ -244,6 +244,9 @@ public struct AutomationEngine: Sendable {
                 try await jobs.complete(ids: [job.id])
                 return false
             }
+            if case .completed = position {
+                try await Self.finished(enrolment, as: .completed, reason: nil, vault: vault, db: db, now: now)
+            }
             var messageId: String?
             if let draft {
                 let accepted = try await MessageService.store([draft], workspaceId: job.workspaceId, vault: vault, actor: Self.actor, audit: audit, db: db, now: now)
@@ -265,6 +268,19 @@ public struct AutomationEngine: Sendable {
         }
     }
 
+    /// Tells webhook endpoints that a contact's way through an automation ended (completed,
+    /// exited or cancelled), in the transaction that ends it.
+    static func finished(
+        _ enrolment: AutomationEnrolment, as state: EnrolmentState, reason: String?, vault: Vault, db: any SQLDatabase, now: Date
+    ) async throws {
+        var data: [String: JSONValue] = [
+            "automationId": .string(enrolment.automationId), "enrolmentId": .string(enrolment.id), "state": .string(state.rawValue),
+        ]
+        if let contactId = enrolment.contactId { data["contactId"] = .string(contactId) }
+        if let reason { data["reason"] = .string(reason) }
+        _ = try await WebhookOutbox.emit([WebhookEvent(.automationFinished, data: data, at: now)], workspaceId: vault.scope, vault: vault, db: db, now: now)
+    }
+
     /// Ends the enrolment at its step (exited or cancelled, with the reason); an `outcome`
     /// records the step as run.
     private func end(_ job: Job, _ enrolment: AutomationEnrolment, as state: EnrolmentState, reason: String, outcome: String? = nil) async throws {
@@ -272,10 +288,13 @@ public struct AutomationEngine: Sendable {
         let vault = try await env.keyring.vault(for: job.workspaceId)
         try await env.database.transaction { db in
             let automations = AutomationRepository(db, vault: vault)
-            if try await automations.end(id: enrolment.id, from: enrolment.stepIndex, as: state, reason: reason, at: now), let outcome {
-                try await automations.recordRun(
-                    enrolmentId: enrolment.id, automationId: enrolment.automationId, index: enrolment.stepIndex, outcome: outcome, messageId: nil, at: now
-                )
+            if try await automations.end(id: enrolment.id, from: enrolment.stepIndex, as: state, reason: reason, at: now) {
+                if let outcome {
+                    try await automations.recordRun(
+                        enrolmentId: enrolment.id, automationId: enrolment.automationId, index: enrolment.stepIndex, outcome: outcome, messageId: nil, at: now
+                    )
+                }
+                try await Self.finished(enrolment, as: state, reason: reason, vault: vault, db: db, now: now)
             }
             try await JobRepository(db).complete(ids: [job.id])
         }

@@ -172,19 +172,12 @@ public struct StatsService: Sendable {
         String(Timestamp.format(day).prefix(10))
     }
 
-    /// Contacts who unsubscribed, by day (metric `unsubscribed`), template and origin, through
-    /// the messages the filter selects.
-    ///
-    /// Subscription changes are recorded by the topics and unsubscribe feature; until its
-    /// table is present this counts nothing. It is the one place that reads them, so
-    /// counting them takes only this function: rows of `subscription_changes` in the
-    /// workspace whose `change` is an unsubscribe, dated by `at` in `[from, until)`,
-    /// narrowed by the filter through `message_id` (template: join `messages`) or
-    /// `origin_kind`/`origin_id` (announcement, automation).
+    /// Contacts who unsubscribed, by day (metric `unsubscribed`), template and origin of the
+    /// message whose link they used (see `StatsRepository.unsubscribed`).
     static func unsubscribed(
         db: any SQLDatabase, workspaceId: String, from: Date, until: Date, filter: StatsRepository.Filter
     ) async throws -> [StatsRepository.Row] {
-        []
+        try await StatsRepository(db, workspaceId: workspaceId).unsubscribed(from: from, until: until, filter: filter)
     }
 
     /// Midnight (UTC) of a `YYYY-MM-DD` date; anything else is a 422 naming `field`.

@@ -143,6 +143,15 @@ public struct SubscriptionService: Sendable {
                 records.append((workspaceId, actor, AuditChange("contact.topics_changed", target: ("contact", contactId), summary: topicSummary)))
             }
             try await audit.record(records, db: db)
+            if (unsubscribed && !wasUnsubscribed) || !leave.isEmpty {
+                var data: [String: JSONValue] = [
+                    "contactId": .string(contactId), "all": .bool(unsubscribed && !wasUnsubscribed),
+                    "topics": .array(leave.map { .string($0.slug) }), "via": .string(source.via.rawValue),
+                ]
+                if let email = try await contacts.email(contactId: contactId) { data["email"] = .string(email.value) }
+                if let messageId = source.messageId { data["messageId"] = .string(messageId) }
+                _ = try await WebhookOutbox.emit([WebhookEvent(.contactUnsubscribed, data: data, at: now)], workspaceId: workspaceId, vault: vault, db: db, now: now)
+            }
         }
         return Subscriptions(contactId: contactId, status: state, topics: topics.map { TopicState(topic: $0, subscribed: !nowLeft.contains($0.id)) })
     }

@@ -26,6 +26,9 @@ public struct TrackingService: Sendable {
                         let group = byWorkspace[workspaceId]!
                         try await db.enter(.workspace(workspaceId))
                         try await TrackingRepository(db, vault: group[0].vault).record(group.map(\.event))
+                        try await WebhookOutbox.emit(
+                            group.compactMap(Self.webhookEvent), workspaceId: workspaceId, vault: group[0].vault, db: db, now: env.now()
+                        )
                     }
                     try await db.enter(TenantScope.current)
                 }
@@ -37,6 +40,15 @@ public struct TrackingService: Sendable {
     struct PendingEvent: Sendable {
         var vault: Vault
         var event: TrackingRepository.Event
+        var contactId: String
+    }
+
+    /// A person's open or click, as webhook endpoints hear of it (machine requests are not sent).
+    static func webhookEvent(_ pending: PendingEvent) -> WebhookEvent? {
+        guard pending.event.botReason == nil else { return nil }
+        var data: [String: JSONValue] = ["messageId": .string(pending.event.messageId), "contactId": .string(pending.contactId)]
+        if let position = pending.event.linkPosition { data["linkIndex"] = .number(Double(position)) }
+        return WebhookEvent(pending.event.kind == .open ? .messageOpened : .messageClicked, data: data, at: pending.event.at)
     }
 
     // MARK: Settings
@@ -147,7 +159,7 @@ public struct TrackingService: Sendable {
             userAgent: client.userAgent.map { String($0.prefix(TrackingRepository.maxUserAgent)) }, botReason: reason?.rawValue, at: now
         )
         do {
-            try await committer.submit(PendingEvent(vault: found.vault, event: event))
+            try await committer.submit(PendingEvent(vault: found.vault, event: event, contactId: found.target.contactId))
         } catch {
             env.logger.error("Recording a tracked request failed", metadata: [
                 "message": "\(token.messageId)", "kind": "\(token.kind.rawValue)", "error_type": "\(type(of: error))",

@@ -57,6 +57,7 @@ struct CreateTopics: Migration {
             """,
             "CREATE INDEX subscription_changes_contact ON subscription_changes (workspace_id, contact_id, id)",
             "CREATE INDEX subscription_changes_contact_id ON subscription_changes (contact_id)",
+            "CREATE INDEX subscription_changes_at ON subscription_changes (workspace_id, at)",
             "CREATE INDEX subscription_changes_origin ON subscription_changes (workspace_id, origin_id, at)",
         ]
         if kind == .postgres {

@@ -100,6 +100,20 @@ public struct StatsRepository: Sendable {
         return rows
     }
 
+    /// Contacts who unsubscribed (from everything or from a topic) in `[from, until)`, by the
+    /// template and origin of the message whose link they used; changes made without a message
+    /// (the API, a preference page reached otherwise) count for the workspace only.
+    public func unsubscribed(from: Date, until: Date, filter: Filter) async throws -> [Row] {
+        try Self.rows(try await db.raw("""
+            SELECT substr(c.at, 1, 10) AS day, COALESCE(m.template_slug, '') AS template_slug, COALESCE(m.origin_kind, 'api') AS origin_kind,
+                COALESCE(m.origin_id, '') AS origin_id, 'unsubscribed' AS metric, COUNT(DISTINCT c.contact_id) AS n
+            FROM subscription_changes c LEFT JOIN messages m ON m.id = c.message_id AND m.workspace_id = c.workspace_id
+            WHERE c.workspace_id = \(bind: workspaceId) AND c.change IN ('unsubscribed_all', 'unsubscribed_topic')
+              AND c.at >= \(bind: Timestamp.format(from)) AND c.at < \(bind: Timestamp.format(until))\(filter.conditions("m"))
+            GROUP BY substr(c.at, 1, 10), COALESCE(m.template_slug, ''), COALESCE(m.origin_kind, 'api'), COALESCE(m.origin_id, '')
+            """).all())
+    }
+
     static func rows(_ found: [any SQLRow]) throws -> [Row] {
         try found.map { row in
             Row(
