@@ -57,6 +57,9 @@ public struct Announcement: Sendable, Equatable {
     public var topic: String?
     /// A security or outage notice: reaches contacts who unsubscribed too (never bounced ones).
     public var critical: Bool
+    /// Open and click tracking for its messages, over the workspace's settings; `nil`: as the
+    /// workspace says.
+    public var tracking: TrackingOverride?
     public var status: AnnouncementStatus
     /// When `send` was asked for a later time.
     public var sendAt: Date?
@@ -94,7 +97,7 @@ public struct Announcement: Sendable, Equatable {
 
     public init(
         id: String, workspaceId: String, name: String, templateSlug: String, segmentId: String?, topic: String?, critical: Bool,
-        status: AnnouncementStatus, sendAt: Date?, progress: Progress = Progress(), createdAt: Date, updatedAt: Date,
+        status: AnnouncementStatus, sendAt: Date?, tracking: TrackingOverride? = nil, progress: Progress = Progress(), createdAt: Date, updatedAt: Date,
         startedAt: Date? = nil, queuedAt: Date? = nil, finishedAt: Date? = nil
     ) {
         self.id = id
@@ -104,6 +107,7 @@ public struct Announcement: Sendable, Equatable {
         self.segmentId = segmentId
         self.topic = topic
         self.critical = critical
+        self.tracking = tracking
         self.status = status
         self.sendAt = sendAt
         self.progress = progress

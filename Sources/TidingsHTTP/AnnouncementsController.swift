@@ -93,6 +93,7 @@ struct AnnouncementDTO: Encodable {
     var segmentId: String?
     var topic: String?
     var critical: Bool
+    var tracking: TrackingDTO?
     var status: String
     var sendAt: String?
     var audience: Audience
@@ -102,6 +103,20 @@ struct AnnouncementDTO: Encodable {
     var startedAt: String?
     var queuedAt: String?
     var finishedAt: String?
+
+    /// `null` for a choice left to the workspace's settings.
+    struct TrackingDTO: Encodable {
+        var opens: Bool?
+        var clicks: Bool?
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(opens, forKey: .opens)
+            try container.encode(clicks, forKey: .clicks)
+        }
+
+        enum CodingKeys: String, CodingKey { case opens, clicks }
+    }
 
     struct Audience: Encodable {
         var considered: Int
@@ -128,6 +143,7 @@ struct AnnouncementDTO: Encodable {
         segmentId = announcement.segmentId
         topic = announcement.topic
         critical = announcement.critical
+        tracking = announcement.tracking.map { TrackingDTO(opens: $0.opens, clicks: $0.clicks) }
         status = announcement.status.rawValue
         sendAt = announcement.sendAt.map(Timestamp.format)
         let progress = announcement.progress
@@ -147,7 +163,7 @@ struct AnnouncementDTO: Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, name, templateSlug, segmentId, topic, critical, status, sendAt, audience, messages, createdAt, updatedAt, startedAt, queuedAt, finishedAt
+        case id, name, templateSlug, segmentId, topic, critical, tracking, status, sendAt, audience, messages, createdAt, updatedAt, startedAt, queuedAt, finishedAt
     }
 
     // Optional fields are present as null, so clients need not tell missing from unset.
@@ -159,6 +175,7 @@ struct AnnouncementDTO: Encodable {
         try container.encode(segmentId, forKey: .segmentId)
         try container.encode(topic, forKey: .topic)
         try container.encode(critical, forKey: .critical)
+        try container.encode(tracking, forKey: .tracking)
         try container.encode(status, forKey: .status)
         try container.encode(sendAt, forKey: .sendAt)
         try container.encode(audience, forKey: .audience)

@@ -47,6 +47,7 @@ public struct AnnouncementService: Sendable {
         let topic = try reader.string("topic").map { topic throws(DomainError) in try Self.topic(topic) }
         let critical = try reader.bool("critical") ?? false
         let sendAt = try reader.timestamp("sendAt")
+        let tracking = try reader.object("tracking").map { object throws(DomainError) in try TrackingOverride(json: object, field: "tracking") }
         try reader.rejectUnknownFields()
         if critical && !mayMarkCritical {
             throw DomainError(.forbidden, code: "critical_requires_admin", message: "Only owners and admins may send a critical notice.", field: "critical")
@@ -58,7 +59,7 @@ public struct AnnouncementService: Sendable {
         try Self.checkSendAt(sendAt, now: now)
         let announcement = Announcement(
             id: Identifier.make("ann", at: now), workspaceId: workspaceId, name: name, templateSlug: slug, segmentId: segmentId,
-            topic: topic, critical: critical, status: .draft, sendAt: sendAt, createdAt: now, updatedAt: now
+            topic: topic, critical: critical, status: .draft, sendAt: sendAt, tracking: tracking, createdAt: now, updatedAt: now
         )
         var targets: [String: TemplateRepository.SendTarget] = [:]
         _ = try await messages.sendTarget(workspaceId: workspaceId, slug: slug, targets: &targets)
@@ -105,6 +106,8 @@ public struct AnnouncementService: Sendable {
         let topic: String?? = body.keys.contains("topic") ? .some(try reader.string("topic").map { topic throws(DomainError) in try Self.topic(topic) }) : nil
         let critical = try reader.bool("critical")
         let sendAt: Date?? = body.keys.contains("sendAt") ? .some(try reader.timestamp("sendAt")) : nil
+        let tracking: TrackingOverride?? = body.keys.contains("tracking")
+            ? .some(try reader.object("tracking").map { object throws(DomainError) in try TrackingOverride(json: object, field: "tracking") }) : nil
         try reader.rejectUnknownFields()
         let now = env.now()
         if let sendAt { try Self.checkSendAt(sendAt, now: now) }
@@ -129,6 +132,7 @@ public struct AnnouncementService: Sendable {
                 announcement.topic = topic
             }
             if let critical { announcement.critical = critical }
+            if let tracking { announcement.tracking = tracking }
             if let sendAt { announcement.sendAt = sendAt }
             if announcement.critical && !mayMarkCritical {
                 throw DomainError(.forbidden, code: "critical_requires_admin", message: "Only owners and admins may send a critical notice.", field: "critical")

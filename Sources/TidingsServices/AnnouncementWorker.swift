@@ -245,7 +245,7 @@ public final class AnnouncementWorker: Sendable {
             let message = Message(
                 id: messageId, workspaceId: plan.workspaceId, contactId: member.id, templateId: plan.target.templateId,
                 templateSlug: plan.target.slug, templateVersion: plan.target.version, emailServerId: plan.serverId, status: status,
-                request: MessageRequest(rcpt: email.value), messageIdHeader: "<\(messageId)@\(plan.fromDomain)>", sendAt: at,
+                request: MessageRequest(rcpt: email.value, tracking: plan.announcement.tracking), messageIdHeader: "<\(messageId)@\(plan.fromDomain)>", sendAt: at,
                 origin: plan.origin, createdAt: at, updatedAt: at
             )
             batch.messages.append(message)

@@ -251,6 +251,30 @@ struct AnnouncementsAPITests {
         }
     }
 
+    @Test("An announcement's own tracking choice wins over the workspace's settings", arguments: TestBackend.all)
+    func trackingChoice(backend: TestBackend) async throws {
+        try await SMTPPeer.with(["--mode", "plain"]) { peer in
+            try await withAPI(backend) { api, tidings in
+                let setup = try await MessagesAPITests.setUp(api, tidings, peer: peer)
+                let key = setup.workspace.key
+                _ = try await api.post("/v1/contacts", key: key, json: ["email": "ada@example.com"])
+                let bad = try await api.post("/v1/announcements", key: key, json: ["name": "x", "templateSlug": "welcome", "tracking": ["opens": "yes"]])
+                #expect(bad.status == .unprocessableContent && bad.errorField == "tracking.opens", "\(bad.body)")
+                // The workspace tracks nothing; this announcement tracks clicks only.
+                let created = try await api.post("/v1/announcements", key: key, json: ["name": "Clicks", "templateSlug": "welcome", "tracking": ["clicks": true]])
+                #expect((created.json["tracking"] as? [String: Any])?["clicks"] as? Bool == true, "\(created.body)")
+                let id = try #require(created.json["id"] as? String)
+                _ = try await api.post("/v1/announcements/\(id)/send", key: key, json: [:])
+                _ = try await tidings.fanOuts.drain()
+                #expect(try await tidings.deliveries.drain() == 1)
+                let text = try #require(try await peer.waitForMessages(1).first?.text).replacingOccurrences(of: "=\r\n", with: "").replacingOccurrences(of: "=3D", with: "=")
+                #expect(text.contains("/t/c/"), "links are tracked")
+                #expect(!text.contains("/t/o/"), "no open pixel")
+                #expect(!text.contains("href=\"https://acme.test/o/"), "the HTML link goes through the redirect (the text part keeps it)")
+            }
+        }
+    }
+
     // MARK: Pause, resume, cancel, schedule
 
     @Test("Pause holds the fan-out and waiting deliveries, resume continues, cancel cancels what still waits", arguments: TestBackend.all)

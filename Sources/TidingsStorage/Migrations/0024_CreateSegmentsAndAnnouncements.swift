@@ -32,6 +32,8 @@ struct CreateSegmentsAndAnnouncements: Migration {
                 segment_id TEXT REFERENCES segments (id) ON DELETE RESTRICT,
                 topic TEXT,
                 critical BOOLEAN NOT NULL DEFAULT FALSE,
+                track_opens BOOLEAN,
+                track_clicks BOOLEAN,
                 status TEXT NOT NULL CHECK (status IN ('draft', 'scheduled', 'sending', 'paused', 'sent', 'cancelled')),
                 paused_from TEXT,
                 send_at TEXT,

@@ -14,16 +14,19 @@ public struct AnnouncementRepository: Sendable {
     }
 
     private static let columns = """
-        id, name, template_slug, segment_id, topic, critical, status, send_at, cursor, considered, messages, not_in_segment,
+        id, name, template_slug, segment_id, topic, critical, track_opens, track_clicks, status, send_at, cursor, considered, messages, not_in_segment,
         unsubscribed, created_at, updated_at, started_at, queued_at, finished_at
         """
 
     public func insert(_ announcement: Announcement) async throws {
         precondition(announcement.workspaceId == workspaceId)
         try await db.raw("""
-            INSERT INTO announcements (id, workspace_id, name, template_slug, segment_id, topic, critical, status, send_at, created_at, updated_at)
+            INSERT INTO announcements (
+                id, workspace_id, name, template_slug, segment_id, topic, critical, track_opens, track_clicks, status, send_at, created_at, updated_at
+            )
             VALUES (\(bind: announcement.id), \(bind: workspaceId), \(bind: announcement.name), \(bind: announcement.templateSlug),
                     \(bind: announcement.segmentId), \(bind: announcement.topic), \(bind: announcement.critical),
+                    \(bind: announcement.tracking?.opens), \(bind: announcement.tracking?.clicks),
                     \(bind: announcement.status.rawValue), \(bind: announcement.sendAt.map(Timestamp.format)),
                     \(bind: Timestamp.format(announcement.createdAt)), \(bind: Timestamp.format(announcement.updatedAt)))
             """).run()
@@ -34,6 +37,7 @@ public struct AnnouncementRepository: Sendable {
         try await db.raw("""
             UPDATE announcements SET name = \(bind: announcement.name), template_slug = \(bind: announcement.templateSlug),
                 segment_id = \(bind: announcement.segmentId), topic = \(bind: announcement.topic), critical = \(bind: announcement.critical),
+                track_opens = \(bind: announcement.tracking?.opens), track_clicks = \(bind: announcement.tracking?.clicks),
                 updated_at = \(bind: Timestamp.format(announcement.updatedAt))
             WHERE workspace_id = \(bind: workspaceId) AND id = \(bind: announcement.id) AND status = 'draft'
             """).run()
@@ -192,6 +196,8 @@ public struct AnnouncementRepository: Sendable {
     }
 
     private func decode(_ row: any SQLRow) throws -> Announcement {
+        let opens = try row.decode(column: "track_opens", as: Bool?.self), clicks = try row.decode(column: "track_clicks", as: Bool?.self)
+        let tracking = opens == nil && clicks == nil ? nil : TrackingOverride(opens: opens, clicks: clicks)
         guard let status = AnnouncementStatus(rawValue: try row.decode(column: "status", as: String.self)) else {
             throw StorageError.corruptValue(column: "announcements.status")
         }
@@ -199,7 +205,7 @@ public struct AnnouncementRepository: Sendable {
             id: try row.decode(column: "id", as: String.self), workspaceId: workspaceId, name: try row.decode(column: "name", as: String.self),
             templateSlug: try row.decode(column: "template_slug", as: String.self), segmentId: try row.decode(column: "segment_id", as: String?.self),
             topic: try row.decode(column: "topic", as: String?.self), critical: try row.decode(column: "critical", as: Bool.self), status: status,
-            sendAt: try row.decode(column: "send_at", as: String?.self).flatMap(Timestamp.parse),
+            sendAt: try row.decode(column: "send_at", as: String?.self).flatMap(Timestamp.parse), tracking: tracking,
             progress: Announcement.Progress(
                 cursor: try row.decode(column: "cursor", as: String?.self), considered: try row.decode(column: "considered", as: Int.self),
                 messages: try row.decode(column: "messages", as: Int.self), notInSegment: try row.decode(column: "not_in_segment", as: Int.self),
