@@ -87,6 +87,7 @@ public final class AnnouncementWorker: Sendable {
     }
 
     private func step(budget: inout Int) async throws -> Bool {
+        guard !stopping.load(ordering: .relaxed) else { return false }
         let now = env.now()
         let claimed = try await TenantScope.with(.instance) {
             try await env.database.transaction { [owner, settings] db in
@@ -189,6 +190,9 @@ public final class AnnouncementWorker: Sendable {
             announcement.progress = batch.progress
             current = try await following
         }
+        // A graceful stop hands the fan-out back at once (the next start, or another instance,
+        // continues after the last batch written) rather than after the lease runs out.
+        if stopping.load(ordering: .relaxed) { try await park(job, until: env.now()) }
     }
 
     /// What every batch of one fan-out shares.

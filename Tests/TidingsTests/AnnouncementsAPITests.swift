@@ -347,6 +347,31 @@ struct AnnouncementsAPITests {
         }
     }
 
+    @Test("A worker told to stop hands its fan-out back at once, so another continues without waiting for the lease", arguments: TestBackend.all)
+    func stopHandsBack(backend: TestBackend) async throws {
+        try await SMTPPeer.with(["--mode", "plain"]) { peer in
+            try await withAPI(backend) { api, tidings in
+                let setup = try await MessagesAPITests.setUp(api, tidings, peer: peer)
+                let key = setup.workspace.key
+                for index in 0..<40 { _ = try await api.post("/v1/contacts", key: key, json: ["email": "p\(index)@example.com"]) }
+                let id = try #require(try await api.post("/v1/announcements", key: key, json: ["name": "All", "templateSlug": "welcome"]).json["id"] as? String)
+                _ = try await api.post("/v1/announcements/\(id)/send", key: key, json: [:])
+                let settings = AnnouncementWorker.Settings(batchSize: 1, lease: 3600)
+                let first = AnnouncementWorker(tidings.environment, messages: tidings.messages, signal: JobSignal(), deliveries: JobSignal(), settings: settings)
+                let second = AnnouncementWorker(tidings.environment, messages: tidings.messages, signal: JobSignal(), deliveries: JobSignal(), settings: settings)
+                // Stopped while it works (or before it started): either way it holds nothing afterwards.
+                async let stopped = first.drain()
+                try await Task.sleep(for: .milliseconds(20))
+                first.stop()
+                _ = try await stopped
+                _ = try await second.drain()
+                let progress = try await api.get("/v1/announcements/\(id)", key: key)
+                #expect(progress.json["status"] as? String == "sent", "\(progress.body)")
+                #expect((progress.json["audience"] as? [String: Int])?["messages"] == 40)
+            }
+        }
+    }
+
     // MARK: Crash and takeover
 
     @Test("A fan-out stopped between batches is taken over after its lease runs out; nobody gets a second copy", arguments: TestBackend.all)
