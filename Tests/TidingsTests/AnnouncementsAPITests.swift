@@ -275,6 +275,30 @@ struct AnnouncementsAPITests {
         }
     }
 
+    @Test("Another workspace's key finds neither the segments nor the announcements of this one (404)", arguments: TestBackend.all)
+    func otherWorkspace(backend: TestBackend) async throws {
+        try await SMTPPeer.with(["--mode", "plain"]) { peer in
+            try await withAPI(backend) { api, tidings in
+                let setup = try await MessagesAPITests.setUp(api, tidings, peer: peer)
+                let key = setup.workspace.key
+                let other = try await tidings.makeWorkspace(name: "Other").key
+                let segment = try #require(try await api.post("/v1/segments", key: key, json: [
+                    "name": "Pro", "filter": ["match": "all", "conditions": [["attribute": "plan", "op": "exists"]]],
+                ]).json["id"] as? String)
+                let announcement = try #require(try await api.post("/v1/announcements", key: key, json: ["name": "News", "templateSlug": "welcome"]).json["id"] as? String)
+                for path in ["/v1/segments/\(segment)", "/v1/segments/\(segment)/count", "/v1/announcements/\(announcement)"] {
+                    #expect(try await api.get(path, key: other).status == .notFound, "\(path)")
+                }
+                #expect(try await api.post("/v1/announcements/\(announcement)/send", key: other, json: [:]).status == .notFound)
+                #expect(try await api.delete("/v1/segments/\(segment)", key: other).status == .notFound)
+                #expect(try await api.get("/v1/segments", key: other).data.isEmpty)
+                #expect(try await api.get("/v1/announcements", key: other).data.isEmpty)
+                let draft = try await api.get("/v1/announcements/\(announcement)", key: key)
+                #expect(draft.json["status"] as? String == "draft", "untouched by the other workspace")
+            }
+        }
+    }
+
     // MARK: Pause, resume, cancel, schedule
 
     @Test("Pause holds the fan-out and waiting deliveries, resume continues, cancel cancels what still waits", arguments: TestBackend.all)
