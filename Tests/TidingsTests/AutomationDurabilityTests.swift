@@ -49,22 +49,19 @@ struct AutomationDurabilityTests {
             // 1. Killed while contacts are being enrolled and their first step sent.
             try await Self.post(Self.contacts, slug: "joined", base: server.baseURL, auth: auth)
             try await Self.waitFor(peer, atLeast: 1)
-            kill(server.process.processIdentifier, SIGKILL)
-            server.process.waitUntilExit()
+            await server.kill()
             server = try await start()
             try await Self.waitUntil(peer, every: Self.contacts, has: ["Step 1"])
 
             // 2. Killed while every contact waits for `confirmed`: the waits are rows, not memory.
-            kill(server.process.processIdentifier, SIGKILL)
-            server.process.waitUntilExit()
+            await server.kill()
             server = try await start()
             let confirmedBefore = peer.received().count
             try await Self.post(Self.contacts, slug: "confirmed", base: server.baseURL, auth: auth)
 
             // 3. Killed while the second and third steps run.
             try await Self.waitFor(peer, atLeast: confirmedBefore + 1)
-            kill(server.process.processIdentifier, SIGKILL)
-            server.process.waitUntilExit()
+            await server.kill()
             server = try await start()
             try await Self.waitUntil(peer, every: Self.contacts, has: ["Step 1", "Step 2", "Step 3"])
             // Time for anything that would come twice to come.

@@ -41,11 +41,10 @@ struct DeliveryDurabilityTests {
                 }
                 group.addTask {
                     while accepted.ids.withLock({ $0.count }) < 40 { try await Task.sleep(for: .milliseconds(10)) }
-                    kill(server.process.processIdentifier, SIGKILL)
+                    await server.kill()
                 }
                 try await group.waitForAll()
             }
-            server.process.waitUntilExit()
             let acceptedIds = accepted.ids.withLock { $0 }
             let deliveredBeforeRestart = peer.received().count
             #expect(deliveredBeforeRestart < acceptedIds.count, "the kill came while messages were still queued")

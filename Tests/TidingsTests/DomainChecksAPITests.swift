@@ -278,7 +278,8 @@ struct DomainChecksAPITests {
             let dmarc = Self.check(verified, "dmarc")
             #expect((dmarc["summary"] as? String)?.contains("did not answer within 1 s") == true, "\(dmarc)")
             #expect((dmarc["fix"] as? String)?.contains("TIDINGS_DNS_SERVER") == true)
-            #expect(ContinuousClock.now - started < .seconds(20), "the checks ask concurrently: about 2 × 1 s, not 4 × 2 × 1 s")
+            // About 2 × 1 s, as the checks ask concurrently; the bound only says none waits without end.
+            #expect(ContinuousClock.now - started < .seconds(60), "the checks end with their timeouts")
         }
         try await DNSServer.with { server in
             try await withAPI(backend, flags: Self.flags(server)) { api, tidings in

@@ -101,8 +101,7 @@ struct LiveServerTests {
             return try await group.reduce(0, +)
         }
         #expect(acknowledged == 200)
-        kill(server.process.processIdentifier, SIGKILL)
-        server.process.waitUntilExit()
+        await server.kill()
 
         let restarted = ServerProcess(dataDirectory: scratch.directory, databaseURL: scratch.databaseURL, ownerURL: scratch.ownerURL)
         try await restarted.start()

@@ -126,7 +126,7 @@ struct WebhooksAPITests {
             zone.host("metadata.hooks.test", "169.254.169.254")
             zone.host("v6.hooks.test", "fd00::1")
             try await dns.serve(zone)
-            let flags = [TidingsConfiguration.Key.dnsServer: dns.address, TidingsConfiguration.Key.dnsTimeout: "2"]
+            let flags = [TidingsConfiguration.Key.dnsServer: dns.address, TidingsConfiguration.Key.dnsTimeout: "5"]
             try await withAPI(backend, flags: flags) { api, tidings in
                 let workspace = try await tidings.makeWorkspace()
                 let refused = [
@@ -403,7 +403,7 @@ struct WebhooksAPITests {
                 var zone = DNSZone()
                 zone.host("rebind.hooks.test", "93.184.215.14")
                 try await dns.serve(zone)
-                let flags = [TidingsConfiguration.Key.dnsServer: dns.address, TidingsConfiguration.Key.dnsTimeout: "2"]
+                let flags = [TidingsConfiguration.Key.dnsServer: dns.address, TidingsConfiguration.Key.dnsTimeout: "5"]
                 try await withAPI(backend, flags: flags) { api, tidings in
                     let workspace = try await tidings.makeWorkspace()
                     let hook = try await Self.create(api, key: workspace.key, url: "https://rebind.hooks.test:\(receiver.port)/in", events: ["contact.unsubscribed"])

@@ -97,7 +97,7 @@ struct DNSResolverTests {
             let silent = try SilentUDPServer()
             let dns = DNSResolver(
                 servers: [DNSServerAddress(host: "127.0.0.1", port: silent.port), DNSServerAddress(host: "127.0.0.1", port: server.port)],
-                timeout: .seconds(2), attempts: 1
+                timeout: .seconds(5), attempts: 1
             )
             #expect(try await dns.texts(at: DNSName("acme.test")) == ["v=spf1 -all"])
         }

@@ -40,16 +40,11 @@ struct DNSZone: Sendable {
 /// scripts/test) on 127.0.0.1 and a port chosen before it starts, so Tidings can be
 /// configured with it first and the records published once a test knows them (its DKIM
 /// keys are made when its domain is added). `serve` (re)starts it with a zone.
-///
-/// dnsmasq closes every inherited file descriptor when it starts, which Foundation's
-/// `Process` takes for the child's exit: its one monitoring thread then waits on the live
-/// process and notices no other child ending. So dnsmasq is started with `posix_spawn` and
-/// reaped here, by its pid.
 final class DNSServer: @unchecked Sendable {
-    // @unchecked: `pid` is only touched by the test that owns this server.
+    // @unchecked: `process` is only touched by the test that owns this server.
     let port: Int
     let directory: URL
-    private var pid: pid_t?
+    private var process: ChildProcess?
 
     struct Failure: Error, CustomStringConvertible {
         var description: String
@@ -95,14 +90,17 @@ final class DNSServer: @unchecked Sendable {
         try zone.configuration.write(to: configuration, atomically: true, encoding: .utf8)
         // A port freed a moment ago may still be held briefly; a few tries cover it.
         for _ in 0..<20 {
-            let pid = try Self.spawn(try Self.binary, [
+            FileManager.default.createFile(atPath: logPath, contents: nil)
+            let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+            defer { try? log.close() }
+            let process = try ChildProcess(try Self.binary, [
                 "--no-daemon", "--conf-file=\(configuration.path)", "--no-resolv", "--no-hosts", "--no-poll", "--bind-interfaces",
                 "--listen-address=127.0.0.1", "--port=\(port)", "--cache-size=0",
-            ], output: logPath)
-            self.pid = pid
+            ], output: log.fileDescriptor, error: log.fileDescriptor)
+            self.process = process
             // Generous: the suite runs hundreds of tests at once on a small machine.
             let deadline = Date().addingTimeInterval(30)
-            while Date() < deadline, Self.isRunning(pid) {
+            while Date() < deadline, process.isRunning {
                 if output.contains("started, version"), answers() { return }
                 try await Task.sleep(for: .milliseconds(20))
             }
@@ -125,48 +123,15 @@ final class DNSServer: @unchecked Sendable {
     }
 
     private func stopProcess() async {
-        guard let pid else { return }
-        kill(pid, SIGKILL)
-        while Self.isRunning(pid) { try? await Task.sleep(for: .milliseconds(10)) }
-        self.pid = nil
+        guard let process else { return }
+        process.send(SIGKILL)
+        await process.waitForExit()
+        self.process = nil
     }
 
     func stop() async {
         await stopProcess()
         try? FileManager.default.removeItem(at: directory)
-    }
-
-    /// Reaps the child if it has ended; `false` once it has (or is not ours to wait for).
-    private static func isRunning(_ pid: pid_t) -> Bool {
-        var status: Int32 = 0
-        return waitpid(pid, &status, WNOHANG) == 0
-    }
-
-    /// Starts `path` with its output (both streams) in the file `output`, standard input from
-    /// /dev/null, and signals unblocked and at their defaults.
-    static func spawn(_ path: String, _ arguments: [String], output: String) throws -> pid_t {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        var all = sigset_t()
-        sigfillset(&all)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid = pid_t()
-        let result = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
-        guard result == 0 else { throw Failure(description: "could not start \(path): error \(result)") }
-        return pid
     }
 
     /// A loopback port free for UDP and TCP, below the kernel's range of ephemeral ports: the

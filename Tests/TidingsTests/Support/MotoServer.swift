@@ -11,9 +11,8 @@ import TidingsDomain
 /// three create an IAM user with a KMS policy and an access key, and every request after that
 /// must be signed with that key, so these tests also prove the signing against an independent
 /// verifier. The server is required: if it cannot be started the test fails (never skips).
-final class MotoServer: @unchecked Sendable {
-    // @unchecked: `process` is only touched from the test that owns this object.
-    private let process: Process
+final class MotoServer: Sendable {
+    private let process: ChildProcess
     let logFile: URL
     let port: Int
     let credentials: AWSCredentials
@@ -43,7 +42,7 @@ final class MotoServer: @unchecked Sendable {
     /// Tidings pointed at it runs as `development`.
     var endpoint: String { "http://127.0.0.1:\(port)" }
 
-    private init(process: Process, logFile: URL, port: Int, credentials: AWSCredentials) {
+    private init(process: ChildProcess, logFile: URL, port: Int, credentials: AWSCredentials) {
         self.process = process
         self.logFile = logFile
         self.port = port
@@ -72,18 +71,16 @@ final class MotoServer: @unchecked Sendable {
             let logFile = FileManager.default.temporaryDirectory.appendingPathComponent("tidings-moto-\(UUID().uuidString).log")
             _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
             let handle = try FileHandle(forWritingTo: logFile)
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = ["-H", "127.0.0.1", "-p", String(port)]
             var environment = ProcessInfo.processInfo.environment
             // Requests after the first three must be signed by a known IAM user and allowed by its policy.
             environment["INITIAL_NO_AUTH_ACTION_COUNT"] = "3"
-            process.environment = environment
-            process.standardOutput = handle
-            process.standardError = handle
             defer { try? handle.close() }
+            let process: ChildProcess
             do {
-                try process.run()
+                process = try ChildProcess(
+                    executable, ["-H", "127.0.0.1", "-p", String(port)], environment: environment,
+                    output: handle.fileDescriptor, error: handle.fileDescriptor
+                )
             } catch {
                 try? FileManager.default.removeItem(at: logFile)
                 throw Failure(description: "Could not run moto_server at \(executable) (\(error)); run scripts/test, or set TIDINGS_MOTO_SERVER.")
@@ -121,13 +118,9 @@ final class MotoServer: @unchecked Sendable {
         try? FileManager.default.removeItem(at: logFile)
     }
 
-    /// SIGKILL: the child inherits the test runner's blocked signals, so SIGTERM would stay pending.
     /// moto keeps nothing worth a graceful stop.
-    private static func forceStop(_ process: Process) {
-        if process.isRunning {
-            _ = kill(process.processIdentifier, SIGKILL)
-        }
-        process.waitUntilExit()
+    private static func forceStop(_ process: ChildProcess) {
+        process.killAndWait()
     }
 
     private static func log(_ file: URL) -> String {

@@ -3,9 +3,8 @@ import Testing
 
 /// Let's Encrypt's ACME test server (Debian `pebble`) on loopback: its API over HTTPS with a
 /// certificate from the test CA, validating HTTP-01 challenges against `httpPort`.
-final class Pebble: @unchecked Sendable {
-    // @unchecked: `process` is only touched by the test that owns this object.
-    let process = Process()
+final class Pebble: Sendable {
+    let process: ChildProcess
     let directory: URL
     let port: Int
     let managementPort: Int
@@ -40,24 +39,24 @@ final class Pebble: @unchecked Sendable {
         ]]
         let configFile = directory.appendingPathComponent("pebble.json")
         try JSONSerialization.data(withJSONObject: configuration).write(to: configFile)
+        let logFile = directory.appendingPathComponent("pebble.log")
         FileManager.default.createFile(atPath: logFile.path, contents: nil)
         let log = try FileHandle(forWritingTo: logFile)
-        process.executableURL = URL(fileURLWithPath: try Self.binary)
-        process.arguments = ["-config", configFile.path]
+        defer { try? log.close() }
         var environment = ProcessInfo.processInfo.environment
         environment["PEBBLE_VA_NOSLEEP"] = "1"
         environment["PEBBLE_WFE_NONCEREJECT"] = "\(nonceRejectPercent)"
-        process.environment = environment
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        process = try ChildProcess(
+            try Self.binary, ["-config", configFile.path], environment: environment,
+            output: log.fileDescriptor, error: log.fileDescriptor
+        )
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
-            if try await run("/usr/bin/curl", ["-sS", "-f", "--cacert", testCAFile, directoryURL]).status == 0 { return }
+            if try await run("/usr/bin/curl", ["-sS", "-f", "--cacert", SMTPPeer.caFile, "https://localhost:\(port)/dir"]).status == 0 { return }
             guard process.isRunning else { break }
             try await Task.sleep(for: .milliseconds(100))
         }
+        process.killAndWait()
         throw ServerProcess.Failure(description: "pebble did not start:\n\((try? String(contentsOf: logFile, encoding: .utf8)) ?? "")")
     }
 
@@ -69,10 +68,8 @@ final class Pebble: @unchecked Sendable {
     }
 
     func stop() {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
+        process.send(SIGTERM)
+        process.waitUntilExit()
         TestLog.append((try? String(contentsOf: logFile, encoding: .utf8)) ?? "")
         try? FileManager.default.removeItem(at: directory)
     }

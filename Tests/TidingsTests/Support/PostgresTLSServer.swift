@@ -5,17 +5,17 @@ import Testing
 /// with a certificate from the test CA: `scripts/peers/postgres_tls.sh` on a free loopback
 /// port. PostgreSQL's server binaries are required: without them the test fails (scripts/test
 /// installs them), it never skips.
-final class PostgresTLSServer: @unchecked Sendable {
-    // @unchecked: `process` and `input` are only touched by the test that owns this object.
-    private let process: Process
-    private let input: Pipe
+final class PostgresTLSServer: Sendable {
+    private let process: ChildProcess
+    /// The write end of the script's standard input: closing it stops the cluster.
+    private let input: FileHandle
     private let directory: URL
     let port: Int
 
     /// The superuser the script's cluster is made with.
     static let role = "tidings"
 
-    private init(process: Process, input: Pipe, directory: URL, port: Int) {
+    private init(process: ChildProcess, input: FileHandle, directory: URL, port: Int) {
         self.process = process
         self.input = input
         self.directory = directory
@@ -52,19 +52,21 @@ final class PostgresTLSServer: @unchecked Sendable {
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         defer { try? handle.close() }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
         var arguments = [
             SMTPPeer.repositoryRoot.appendingPathComponent("scripts/peers/postgres_tls.sh").path,
             "--cert", pem, "--key", certificates.appendingPathComponent("\(certificate).key").path, "--port-file", portFile.path,
         ]
         if clientCertificates { arguments += ["--client-ca", certificates.appendingPathComponent("ca.pem").path] }
-        process.arguments = arguments
-        let input = Pipe()
-        process.standardInput = input
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
+        let pipe = Pipe()
+        let input = pipe.fileHandleForWriting
+        let process: ChildProcess
+        do {
+            defer { try? pipe.fileHandleForReading.close() }
+            process = try ChildProcess(
+                "/bin/bash", arguments, input: pipe.fileHandleForReading.fileDescriptor,
+                output: handle.fileDescriptor, error: handle.fileDescriptor
+            )
+        }
         // initdb and the first start take a few seconds; more on a busy machine.
         let deadline = Date().addingTimeInterval(90)
         while Date() < deadline, process.isRunning {
@@ -74,22 +76,17 @@ final class PostgresTLSServer: @unchecked Sendable {
             try await Task.sleep(for: .milliseconds(100))
         }
         let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-        try? input.fileHandleForWriting.close()
-        await waitForExit(process)
+        try? input.close()
+        await process.waitForExit()
         try? FileManager.default.removeItem(at: directory)
         throw SMTPPeer.Failure(description: "The TLS PostgreSQL cluster did not start:\n\(output)")
     }
 
     /// Closing the script's standard input makes it stop and remove the cluster.
     private func stop() async {
-        try? input.fileHandleForWriting.close()
-        await Self.waitForExit(process)
+        try? input.close()
+        await process.waitForExit()
         try? FileManager.default.removeItem(at: directory)
-    }
-
-    /// Suspends, rather than blocks a thread the other tests share, until `process` ends.
-    private static func waitForExit(_ process: Process) async {
-        while process.isRunning { try? await Task.sleep(for: .milliseconds(50)) }
     }
 
     /// A URL for the superuser, with these query parameters (`sslmode`, `sslrootcert`, …);

@@ -3,9 +3,7 @@ import Testing
 
 /// A real SMTP server for a test: aiosmtpd driven by `scripts/peers/smtp_peer.py`, on a free
 /// loopback port, recording every message's exact bytes and every command it received.
-final class SMTPPeer: @unchecked Sendable {
-    // @unchecked: `process` is only touched by the test that owns this object.
-    let process = Process()
+final class SMTPPeer: Sendable {
     let directory: URL
     let port: Int
 
@@ -28,11 +26,8 @@ final class SMTPPeer: @unchecked Sendable {
     static let certificates: URL = {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tidings-test-ca-\(getpid())")
         if !FileManager.default.fileExists(atPath: directory.appendingPathComponent("server.pem").path) {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/bin/bash")
-            process.arguments = [repositoryRoot.appendingPathComponent("scripts/peers/make_test_ca.sh").path, directory.path]
-            try? process.run()
-            process.waitUntilExit()
+            let script = repositoryRoot.appendingPathComponent("scripts/peers/make_test_ca.sh").path
+            (try? ChildProcess("/bin/bash", [script, directory.path]))?.waitUntilExit()
         }
         return directory
     }()
@@ -46,23 +41,20 @@ final class SMTPPeer: @unchecked Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let portFile = directory.appendingPathComponent("port")
         let records = directory.appendingPathComponent("records")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
         let script = ProcessInfo.processInfo.environment["TIDINGS_SMTP_PEER"] ?? repositoryRoot.appendingPathComponent("scripts/peers/smtp_peer.py").path
         let pem = certificates.appendingPathComponent("\(certificate).pem").path
         let key = certificates.appendingPathComponent("\(certificate).key").path
         guard FileManager.default.fileExists(atPath: pem) else {
             throw Failure(description: "The test CA was not made (scripts/peers/make_test_ca.sh needs openssl).")
         }
-        process.arguments = [script, "--port-file", portFile.path, "--record-dir", records.path, "--cert", pem, "--key", key] + arguments
+        let peerArguments = [script, "--port-file", portFile.path, "--record-dir", records.path, "--cert", pem, "--key", key] + arguments
         let log = directory.appendingPathComponent("peer.log")
         FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         defer { try? handle.close() }
-        process.standardOutput = handle
-        process.standardError = handle
+        let process: ChildProcess
         do {
-            try process.run()
+            process = try ChildProcess(python, peerArguments, output: handle.fileDescriptor, error: handle.fileDescriptor)
         } catch {
             throw Failure(description: "Could not run \(python) \(script): \(error). Run scripts/test, which installs aiosmtpd.")
         }
@@ -73,18 +65,17 @@ final class SMTPPeer: @unchecked Sendable {
             }
             try await Task.sleep(for: .milliseconds(50))
         }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.killAndWait()
         throw Failure(description: "The SMTP peer did not start: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
     }
 
-    private init(process: Process, directory: URL, port: Int) {
+    private init(process: ChildProcess, directory: URL, port: Int) {
         self.directory = directory
         self.port = port
-        // Keep the started process.
-        self.startedProcess = process
+        self.process = process
     }
 
-    private let startedProcess: Process
+    private let process: ChildProcess
 
     /// Runs `body` with a started peer, and stops it after.
     static func with<T: Sendable>(_ arguments: [String], certificate: String = "server", _ body: (SMTPPeer) async throws -> T) async throws -> T {
@@ -94,8 +85,7 @@ final class SMTPPeer: @unchecked Sendable {
     }
 
     func stop() {
-        if startedProcess.isRunning { kill(startedProcess.processIdentifier, SIGKILL) }
-        startedProcess.waitUntilExit()
+        process.killAndWait()
         try? FileManager.default.removeItem(at: directory)
     }
 

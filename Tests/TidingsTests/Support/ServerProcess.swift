@@ -3,8 +3,8 @@ import Testing
 
 /// A real `tidings` process, as an operator runs it, with its output captured to a file.
 final class ServerProcess: @unchecked Sendable {
-    // @unchecked: `process` is only touched from the test that owns this object.
-    let process = Process()
+    // @unchecked: `process` and the ports are only touched from the test that owns this object.
+    private var process: ChildProcess?
     let logFile: URL
     let dataDirectory: URL
     /// The port the API answers on: HTTPS, or plain HTTP in development mode.
@@ -69,12 +69,12 @@ final class ServerProcess: @unchecked Sendable {
         TestLog.append(log)  // a previous server's output in this directory, before it is replaced
         FileManager.default.createFile(atPath: logFile.path, contents: nil)
         let handle = try FileHandle(forWritingTo: logFile)
-        process.executableURL = URL(fileURLWithPath: try Self.binary)
-        process.arguments = ["serve", "--port", "\(requestedHTTPPort)", "--https-port", "0"]
-        process.environment = environment
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
+        defer { try? handle.close() }
+        let process = try ChildProcess(
+            try Self.binary, ["serve", "--port", "\(requestedHTTPPort)", "--https-port", "0"],
+            environment: environment, output: handle.fileDescriptor, error: handle.fileDescriptor
+        )
+        self.process = process
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
             if let port = listeningPort(after: "Tidings is serving") {
@@ -111,17 +111,27 @@ final class ServerProcess: @unchecked Sendable {
     /// Sends SIGTERM and returns the exit status once the process has stopped.
     func stop(timeout: TimeInterval = 15) async throws -> Int32 {
         defer { TestLog.append(log) }
-        guard process.isRunning else { return process.terminationStatus }
-        process.terminate()
+        guard let process else { throw Failure(description: "tidings serve was not started") }
+        process.send(SIGTERM)
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning, Date() < deadline {
             try await Task.sleep(for: .milliseconds(50))
         }
         if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
+            process.send(SIGKILL)
+            await process.waitForExit()
             throw Failure(description: "tidings serve did not stop within \(timeout) s of SIGTERM")
         }
-        return process.terminationStatus
+        return await process.waitForExit()
+    }
+
+    /// Kills the server with SIGKILL, as a crash or an operator's `kill -9` would, and waits
+    /// until it has gone.
+    func kill() async {
+        guard let process else { return }
+        process.send(SIGKILL)
+        await process.waitForExit()
+        TestLog.append(log)
     }
 
     /// Runs another `tidings` command against the same data directory and database.
@@ -150,26 +160,20 @@ func run(
     _ = FileManager.default.createFile(atPath: outFile.path, contents: nil)
     _ = FileManager.default.createFile(atPath: errFile.path, contents: nil)
     let out = try FileHandle(forWritingTo: outFile), err = try FileHandle(forWritingTo: errFile)
-    defer {
-        try? out.close()
-        try? err.close()
+    // Standard input is /dev/null: a child that waits on its input (openssl s_client under
+    // testssl.sh) gets EOF.
+    let process: ChildProcess
+    do {
+        defer {
+            try? out.close()
+            try? err.close()
+        }
+        process = try ChildProcess(
+            executable, arguments, environment: environment, directory: directory,
+            output: out.fileDescriptor, error: err.fileDescriptor
+        )
     }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    if let directory { process.currentDirectoryURL = directory }
-    if let environment { process.environment = environment }
-    process.standardOutput = out
-    process.standardError = err
-    // Nothing to read: a child that waits on its input (openssl s_client under testssl.sh) gets EOF.
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    // Polled rather than awaited through `terminationHandler`, whose call is not guaranteed once
-    // nothing else holds the Process; polling also keeps `process` alive until it has exited.
-    while process.isRunning {
-        try await Task.sleep(for: .milliseconds(20))
-    }
-    let status = process.terminationStatus
+    let status = await process.waitForExit()
     let stdout = (try? String(contentsOf: outFile, encoding: .utf8)) ?? ""
     let stderr = (try? String(contentsOf: errFile, encoding: .utf8)) ?? ""
     return (status, stdout, stderr)

@@ -5,9 +5,8 @@ import Testing
 /// http.server) on a free loopback port. It verifies each request's Standard Webhooks
 /// signature with its own HMAC code against the secrets the test gives it, answers as told,
 /// and records what it got.
-final class WebhookReceiver: @unchecked Sendable {
-    // @unchecked: `process` is only touched by the test that owns this object.
-    private let process: Process
+final class WebhookReceiver: Sendable {
+    private let process: ChildProcess
     let directory: URL
     let port: Int
     let tls: Bool
@@ -23,8 +22,6 @@ final class WebhookReceiver: @unchecked Sendable {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tidings-webhooks-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let portFile = directory.appendingPathComponent("port")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: SMTPPeer.python)
         var arguments = [
             SMTPPeer.repositoryRoot.appendingPathComponent("scripts/peers/webhook_receiver.py").path,
             "--port-file", portFile.path, "--record-dir", directory.appendingPathComponent("records").path,
@@ -35,14 +32,11 @@ final class WebhookReceiver: @unchecked Sendable {
                 "--key", SMTPPeer.certificates.appendingPathComponent("server.key").path,
             ]
         }
-        process.arguments = arguments
         let log = directory.appendingPathComponent("receiver.log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         defer { try? handle.close() }
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
+        let process = try ChildProcess(SMTPPeer.python, arguments, output: handle.fileDescriptor, error: handle.fileDescriptor)
         // Generous: on a busy machine a Python start can take a while.
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline, process.isRunning {
@@ -51,11 +45,11 @@ final class WebhookReceiver: @unchecked Sendable {
             }
             try await Task.sleep(for: .milliseconds(50))
         }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.killAndWait()
         throw Failure(description: "The webhook receiver did not start: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
     }
 
-    private init(process: Process, directory: URL, port: Int, tls: Bool) {
+    private init(process: ChildProcess, directory: URL, port: Int, tls: Bool) {
         self.process = process
         self.directory = directory
         self.port = port
@@ -70,8 +64,7 @@ final class WebhookReceiver: @unchecked Sendable {
     }
 
     func stop() {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
+        process.killAndWait()
         try? FileManager.default.removeItem(at: directory)
     }
 
