@@ -49,5 +49,6 @@ public enum Migrations {
         CreateTracking(),
         CreateAutomations(),
         CreateSegmentsAndAnnouncements(),
+        IndexJobsByKind(),
     ]
 }

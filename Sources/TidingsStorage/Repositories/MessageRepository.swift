@@ -80,12 +80,15 @@ public struct MessageRepository: Sendable {
                 """)
         }
         // tls_verified is cast: a VALUES column that is NULL in every row has no type of its own.
+        // `id IN (…)` lets the planner find each message by its key: joined on `v.column1`
+        // alone, SQLite walks every message of the workspace and compares it with each row of
+        // VALUES, which made each delivery's write slower as the history grew.
         try await db.raw("""
             UPDATE messages SET status = v.column2, request_sealed = v.column3, attempts = v.column4, next_attempt_at = v.column5,
                 email_server_id = v.column6, tls_version = v.column7, tls_cipher = v.column8,
                 tls_verified = CAST(v.column9 AS BOOLEAN), updated_at = v.column10
             FROM (VALUES \(rows.joined(separator: ", "))) AS v
-            WHERE messages.workspace_id = \(bind: workspaceId) AND messages.id = v.column1
+            WHERE messages.workspace_id = \(bind: workspaceId) AND messages.id IN (\(binds: messages.map(\.id))) AND messages.id = v.column1
             """).run()
     }
 
