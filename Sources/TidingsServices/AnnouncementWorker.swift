@@ -164,7 +164,8 @@ public final class AnnouncementWorker: Sendable {
         let origin = MessageOrigin(kind: .announcement, id: id, topicId: topicId, marketing: !announcement.critical)
         let plan = Plan(
             workspaceId: workspaceId, announcement: announcement, filter: filter, origin: origin, target: target, serverId: serverId,
-            fromDomain: fromDomain, vault: vault
+            fromDomain: fromDomain, vault: vault,
+            requests: MessageRepository.RecipientSealer(MessageRequest(rcpt: "", tracking: announcement.tracking))
         )
         // Reading and preparing the next batch overlaps writing the current one.
         var current = try await prepare(plan, after: announcement.progress)
@@ -205,6 +206,8 @@ public final class AnnouncementWorker: Sendable {
         var serverId: String
         var fromDomain: String
         var vault: Vault
+        /// Every message's request is the same but for its recipient.
+        var requests: MessageRepository.RecipientSealer?
     }
 
     /// One batch, ready to write: its messages (requests sealed), timeline steps, jobs, and the
@@ -245,15 +248,18 @@ public final class AnnouncementWorker: Sendable {
             }
             let email = try await AudienceRepository.email(of: member, vault: plan.vault)
             let messageId = Identifier.make("msg", at: at)
+            let request = MessageRequest(rcpt: email, tracking: plan.announcement.tracking)
             let status: MessageStatus = member.status == .bounced ? .suppressed : .queued
             let message = Message(
                 id: messageId, workspaceId: plan.workspaceId, contactId: member.id, templateId: plan.target.templateId,
                 templateSlug: plan.target.slug, templateVersion: plan.target.version, emailServerId: plan.serverId, status: status,
-                request: MessageRequest(rcpt: email.value, tracking: plan.announcement.tracking), messageIdHeader: "<\(messageId)@\(plan.fromDomain)>", sendAt: at,
+                request: request, messageIdHeader: "<\(messageId)@\(plan.fromDomain)>", sendAt: at,
                 origin: plan.origin, createdAt: at, updatedAt: at
             )
             batch.messages.append(message)
-            batch.sealedRequests.append(try MessageRepository.sealRequest(message, vault: plan.vault))
+            batch.sealedRequests.append(
+                try plan.requests?.seal(rcpt: email, messageId: messageId, vault: plan.vault) ?? MessageRepository.sealRequest(message, vault: plan.vault)
+            )
             var detail: [String: JSONValue] = [:]
             if status == .suppressed {
                 detail["reason"] = .string("The contact's mailbox bounced; clear it with DELETE /v1/suppressions/{email}.")

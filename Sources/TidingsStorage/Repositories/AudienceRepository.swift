@@ -52,9 +52,9 @@ public struct AudienceRepository: Sendable {
         }
     }
 
-    /// Opens a member's address.
-    public static func email(of member: Member, vault: Vault) async throws -> EmailAddress {
-        try EmailAddress(try await vault.open(member.emailSealed, table: "contacts", column: "email", row: member.id))
+    /// Opens a member's address (checked when it was stored, so not parsed again here).
+    public static func email(of member: Member, vault: Vault) async throws -> String {
+        try await vault.open(member.emailSealed, table: "contacts", column: "email", row: member.id)
     }
 
     private func attributeValues(of ids: [String], names: Set<String>) async throws -> [String: [String: AttributeValue]] {

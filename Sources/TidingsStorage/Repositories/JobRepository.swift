@@ -28,6 +28,17 @@ public struct JobRepository: Sendable {
     public func enqueue(_ jobs: [(id: String, workspaceId: String, kind: String, subjectId: String, runAt: Date)], at now: Date) async throws {
         guard !jobs.isEmpty else { return }
         let created = Timestamp.format(now)
+        if jobs.count > 1, let first = jobs.first,
+           jobs.allSatisfy({ $0.workspaceId == first.workspaceId && $0.kind == first.kind && $0.runAt == first.runAt }) {
+            // A batch of one kind (an announcement's deliveries): what the jobs share is bound once.
+            let rows = jobs.map { job -> SQLQueryString in "(\(bind: job.id), \(bind: job.subjectId))" }
+            try await db.raw("""
+                INSERT INTO jobs (id, subject_id, workspace_id, kind, run_at, created_at)
+                SELECT v.column1, v.column2, \(bind: first.workspaceId), \(bind: first.kind), \(bind: Timestamp.format(first.runAt)), \(bind: created)
+                FROM (VALUES \(rows.joined(separator: ", "))) AS v
+                """).run()
+            return
+        }
         let rows = jobs.map { job -> SQLQueryString in
             "(\(bind: job.id), \(bind: job.workspaceId), \(bind: job.kind), \(bind: job.subjectId), \(bind: Timestamp.format(job.runAt)), \(bind: created))"
         }
