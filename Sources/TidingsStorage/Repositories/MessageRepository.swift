@@ -144,8 +144,12 @@ public struct MessageRepository: Sendable {
             """).all().map { try $0.decode(column: "id", as: String.self) })
         guard !marked.isEmpty else { return [] }
         var last: [String: Int] = [:]
+        // With the workspaces named, the timeline index (workspace_id, message_id, position)
+        // finds each message's steps; by message id alone it would be read end to end.
+        let workspaces = Array(Set(messages.map(\.workspaceId)))
         for row in try await db.raw("""
-            SELECT message_id, MAX(position) AS last FROM message_events WHERE message_id IN (\(binds: Array(marked))) GROUP BY message_id
+            SELECT message_id, MAX(position) AS last FROM message_events
+            WHERE workspace_id IN (\(binds: workspaces)) AND message_id IN (\(binds: Array(marked))) GROUP BY message_id
             """).all() {
             last[try row.decode(column: "message_id", as: String.self)] = try row.decode(column: "last", as: Int?.self) ?? 0
         }
