@@ -17,12 +17,14 @@ public struct SealContext: Sendable, Hashable {
     }
 
     /// Length-prefixed, so no two different contexts can produce the same bytes.
-    var associatedData: Data {
-        var data = Data("tidings.seal.v1".utf8)
-        for part in [workspaceId, table, column, rowId] {
-            let bytes = Data(part.utf8)
-            withUnsafeBytes(of: UInt32(bytes.count).bigEndian) { data.append(contentsOf: $0) }
-            data.append(bytes)
+    var associatedData: [UInt8] {
+        let parts = [workspaceId, table, column, rowId]
+        var data: [UInt8] = []
+        data.reserveCapacity(15 + parts.reduce(0) { $0 + 4 + $1.utf8.count })
+        data.append(contentsOf: "tidings.seal.v1".utf8)
+        for part in parts {
+            withUnsafeBytes(of: UInt32(part.utf8.count).bigEndian) { data.append(contentsOf: $0) }
+            data.append(contentsOf: part.utf8)
         }
         return data
     }
@@ -87,25 +89,20 @@ public enum Sealer {
 
     /// The id of the key that sealed `sealed`, to find it before opening.
     public static func keyId(of sealed: Data) throws(SealingError) -> String {
-        let bytes = [UInt8](sealed)
-        guard bytes.count >= 2, bytes[0] == version else { throw .unrecognisedFormat }
-        let length = Int(bytes[1])
-        guard bytes.count >= 2 + length + 12 + 16 else { throw .unrecognisedFormat }
-        return String(decoding: bytes[2..<(2 + length)], as: UTF8.self)
+        let start = sealed.startIndex
+        guard sealed.count >= 2, sealed[start] == version else { throw .unrecognisedFormat }
+        let length = Int(sealed[start + 1])
+        guard sealed.count >= 2 + length + 12 + 16 else { throw .unrecognisedFormat }
+        return String(decoding: sealed[(start + 2)..<(start + 2 + length)], as: UTF8.self)
     }
 
     public static func open(_ sealed: Data, with key: DataKey, context: SealContext) throws(SealingError) -> Data {
         let keyId = try keyId(of: sealed)
         guard keyId == key.id else { throw .unknownKey(keyId) }
-        let bytes = [UInt8](sealed)
-        let start = 2 + Int(bytes[1])
+        // After the key id: nonce, ciphertext and tag, as AES-GCM's combined form has them.
+        let box = sealed[(sealed.startIndex + 2 + Int(sealed[sealed.startIndex + 1]))...]
         do {
-            let box = try AES.GCM.SealedBox(
-                nonce: AES.GCM.Nonce(data: bytes[start..<(start + 12)]),
-                ciphertext: bytes[(start + 12)..<(bytes.count - 16)],
-                tag: bytes[(bytes.count - 16)...]
-            )
-            return try AES.GCM.open(box, using: key.key, authenticating: context.associatedData)
+            return try AES.GCM.open(try AES.GCM.SealedBox(combined: box), using: key.key, authenticating: context.associatedData)
         } catch {
             throw .authenticationFailed
         }

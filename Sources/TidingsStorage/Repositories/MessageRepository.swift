@@ -41,7 +41,8 @@ public struct MessageRepository: Sendable {
     public func insert(_ messages: [Message], sealedRequests: [String]? = nil) async throws {
         guard !messages.isEmpty else { return }
         precondition(sealedRequests == nil || sealedRequests!.count == messages.count)
-        if messages.count > 1, let sealedRequests, let first = messages.first, messages.allSatisfy({ Self.sharesAllButRecipient($0, first) }) {
+        if messages.count > 1, let sealedRequests, let first = messages.first,
+           case let domain = "@\(Self.messageIdDomain(first))>", messages.allSatisfy({ Self.sharesAllButRecipient($0, first, domain: domain) }) {
             return try await insertSharing(messages, sealedRequests: sealedRequests)
         }
         var rows: [SQLQueryString] = []
@@ -65,10 +66,11 @@ public struct MessageRepository: Sendable {
 
     /// Whether two new messages differ only in id, contact, status and request, as the
     /// messages of one announcement batch do.
-    static func sharesAllButRecipient(_ message: Message, _ other: Message) -> Bool {
+    /// (`domain` is `@` and `other`'s Message-ID domain and `>`.)
+    static func sharesAllButRecipient(_ message: Message, _ other: Message, domain: String) -> Bool {
         message.workspaceId == other.workspaceId && message.templateId == other.templateId && message.templateSlug == other.templateSlug
             && message.templateVersion == other.templateVersion && message.emailServerId == other.emailServerId
-            && messageIdDomain(message) == messageIdDomain(other) && message.sendAt == other.sendAt && message.attempts == other.attempts
+            && message.messageIdHeader.hasSuffix(domain) && message.sendAt == other.sendAt && message.attempts == other.attempts
             && message.nextAttemptAt == other.nextAttemptAt && message.tlsVersion == other.tlsVersion && message.tlsCipher == other.tlsCipher
             && message.tlsVerified == other.tlsVerified && message.origin == other.origin && message.createdAt == other.createdAt
             && message.updatedAt == other.updatedAt
