@@ -50,5 +50,6 @@ public enum Migrations {
         CreateAutomations(),
         CreateSegmentsAndAnnouncements(),
         IndexJobsByKind(),
+        IndexUnsealedRows(),
     ]
 }
