@@ -102,12 +102,6 @@ final class ChildProcess: Sendable {
         return signal == 0 ? (raw >> 8) & 0xff : signal
     }
 
-    /// Whether a signal ended the child (rather than its own exit).
-    var endedBySignal: Bool {
-        guard !isRunning, let raw = reaped.withLock({ $0 }) else { return false }
-        return raw & 0x7f != 0
-    }
-
     /// Sends `signal` to the child, if it still runs.
     func send(_ signal: Int32) {
         guard isRunning else { return }
