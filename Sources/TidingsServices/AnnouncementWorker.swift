@@ -187,7 +187,7 @@ public final class AnnouncementWorker: Sendable {
                 return try await fanOut(job, budget: &budget)
             }
             budget -= 1
-            if !batch.jobs.isEmpty { deliveries.wake() }
+            if batch.queued > 0 { deliveries.wake() }
             announcement.progress = batch.progress
             current = try await following
         }
@@ -210,14 +210,15 @@ public final class AnnouncementWorker: Sendable {
         var requests: MessageRepository.RecipientSealer?
     }
 
-    /// One batch, ready to write: its messages (requests sealed), timeline steps, jobs, and the
-    /// progress after it.
+    /// One batch, ready to write: its messages (requests sealed), the timeline steps of those
+    /// suppressed, how many wait for delivery, and the progress after it.
     private struct Batch: Sendable {
         var members: Int
         var messages: [Message]
         var sealedRequests: [String]
         var timeline: [(messageId: String, event: MessageEvent)]
-        var jobs: [(id: String, workspaceId: String, kind: String, subjectId: String, runAt: Date)]
+        /// Messages queued for delivery (the others are suppressed).
+        var queued: Int
         var progress: Announcement.Progress
         var at: Date
     }
@@ -233,7 +234,7 @@ public final class AnnouncementWorker: Sendable {
             guard let topicId = plan.origin.topicId, !members.isEmpty else { return (members, Set<String>()) }
             return (members, try await SubscriptionRepository(db, workspaceId: plan.workspaceId).excluded(contactIds: members.map(\.id), topicId: topicId))
         }
-        var batch = Batch(members: members.count, messages: [], sealedRequests: [], timeline: [], jobs: [], progress: progress, at: at)
+        var batch = Batch(members: members.count, messages: [], sealedRequests: [], timeline: [], queued: 0, progress: progress, at: at)
         guard let last = members.last else { return batch }
         batch.progress.cursor = last.id
         batch.progress.considered += members.count
@@ -260,13 +261,13 @@ public final class AnnouncementWorker: Sendable {
             batch.sealedRequests.append(
                 try plan.requests?.seal(rcpt: email, messageId: messageId, vault: plan.vault) ?? MessageRepository.sealRequest(message, vault: plan.vault)
             )
-            var detail: [String: JSONValue] = [:]
             if status == .suppressed {
-                detail["reason"] = .string("The contact's mailbox bounced; clear it with DELETE /v1/suppressions/{email}.")
+                let reason = "The contact's mailbox bounced; clear it with DELETE /v1/suppressions/{email}."
+                batch.timeline.append((messageId, MessageEvent(id: Identifier.make("me", at: at), kind: status, detail: ["reason": .string(reason)], at: at)))
             } else {
-                batch.jobs.append((Identifier.make("job", at: at), plan.workspaceId, MessageService.jobKind, messageId, at))
+                // The `queued` step is implied by the message row (`MessageRepository.timeline(of:)`).
+                batch.queued += 1
             }
-            batch.timeline.append((messageId, MessageEvent(id: Identifier.make("me", at: at), kind: status, detail: detail, at: at)))
         }
         batch.progress.messages += batch.messages.count
         return batch
@@ -278,8 +279,10 @@ public final class AnnouncementWorker: Sendable {
             let messages = MessageRepository(db, vault: plan.vault)
             try await messages.insert(batch.messages, sealedRequests: batch.sealedRequests)
             try await messages.addEvents(batch.timeline, newMessages: true)
-            try await JobRepository(db).enqueue(batch.jobs, at: batch.at)
-            guard try await AnnouncementRepository(db, workspaceId: plan.workspaceId).advance(id: plan.announcement.id, to: batch.progress, at: batch.at) else {
+            let announcements = AnnouncementRepository(db, workspaceId: plan.workspaceId)
+            // The messages get delivery jobs from the delivery workers, a few at a time (`handOut`).
+            if batch.queued > 0 { try await announcements.wakeHandOut(id: plan.announcement.id, now: batch.at) }
+            guard try await announcements.advance(id: plan.announcement.id, to: batch.progress, at: batch.at) else {
                 throw Stop.notSending
             }
             try await JobRepository(db).extendLeases(ids: [job.id], owner: owner, until: env.now().addingTimeInterval(settings.lease))

@@ -244,7 +244,18 @@ public final class DeliveryWorker: Sendable {
         // Claiming and starting the attempts is one transaction.
         let jobs = try await TenantScope.with(.instance) {
             try await env.database.transaction { [owner, settings] db in
-                let jobs = try await JobRepository(db).claim(kinds: Self.kinds, owner: owner, now: now, leaseUntil: now.addingTimeInterval(settings.lease), limit: limit)
+                let queue = JobRepository(db)
+                var jobs = try await queue.claim(kinds: Self.kinds, owner: owner, now: now, leaseUntil: now.addingTimeInterval(settings.lease), limit: limit)
+                // Slots that other mail leaves free take announcement messages, handed out as
+                // they are needed: mail queued after a large announcement does not wait behind it.
+                if jobs.count < limit,
+                   try await AnnouncementRepository.handOut(
+                       limit: limit - jobs.count, kind: MessageService.jobKind, owner: owner, now: now, lease: settings.lease, db: db
+                   ) > 0 {
+                    jobs += try await queue.claim(
+                        kinds: Self.kinds, owner: owner, now: now, leaseUntil: now.addingTimeInterval(settings.lease), limit: limit - jobs.count
+                    )
+                }
                 _ = try await MessageRepository.markSending(jobs.map { ($0.subjectId, $0.workspaceId) }, at: now, db: db)
                 return jobs
             }

@@ -472,7 +472,7 @@ public struct MessageService: Sendable {
         return try await env.database.read { db in
             let messages = MessageRepository(db, vault: vault)
             guard let message = try await messages.find(id: id) else { throw Self.notFound }
-            return Detail(message: message, email: message.request.rcpt, events: try await messages.events(messageId: id))
+            return Detail(message: message, email: message.request.rcpt, events: try await messages.timeline(of: message))
         }
     }
 
@@ -545,8 +545,12 @@ public struct MessageService: Sendable {
             guard [.scheduled, .queued, .deferred].contains(message.status) else {
                 throw DomainError(.conflict, code: "not_cancellable", message: "The message is \(message.status.rawValue); only scheduled, queued or deferred messages can be cancelled.")
             }
-            // The job row is the workspace's too: the same fence applies.
-            guard try await JobRepository(db).removeUnleased(kind: Self.jobKind, subjectId: id, now: now) else {
+            // The job row is the workspace's too: the same fence applies. A queued message of an
+            // announcement may have no job yet (delivery workers hand them out as they go).
+            let jobs = JobRepository(db)
+            let removed = try await jobs.removeUnleased(kind: Self.jobKind, subjectId: id, now: now)
+            let leased = removed ? false : try await jobs.isLeased(kind: Self.jobKind, subjectId: id, now: now)
+            guard !leased else {
                 throw DomainError(.conflict, code: "not_cancellable", message: "The message is being sent right now.")
             }
             message.status = .cancelled

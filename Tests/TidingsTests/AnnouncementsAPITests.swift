@@ -396,6 +396,67 @@ struct AnnouncementsAPITests {
         }
     }
 
+    // MARK: Sharing the delivery queue
+
+    static func jobCounts(_ tidings: Tidings) async throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for row in try await tidings.database.read({ db in try await db.raw("SELECT kind, COUNT(*) AS n FROM jobs GROUP BY kind").all() }) {
+            counts[try row.decode(column: "kind", as: String.self)] = try row.decode(column: "n", as: Int.self)
+        }
+        return counts
+    }
+
+    @Test("Mail sent while an announcement waits goes out first; the announcement's messages get delivery jobs only as slots free up", arguments: TestBackend.all)
+    func sharesTheQueue(backend: TestBackend) async throws {
+        try await SMTPPeer.with(["--mode", "plain"]) { peer in
+            try await withAPI(backend) { api, tidings in
+                let setup = try await MessagesAPITests.setUp(api, tidings, peer: peer)
+                let key = setup.workspace.key
+                for index in 0..<12 { _ = try await api.post("/v1/contacts", key: key, json: ["email": "reader\(index)@example.com", "plan": "pro"]) }
+                let id = try #require(try await api.post("/v1/announcements", key: key, json: ["name": "All", "templateSlug": "welcome"]).json["id"] as? String)
+                _ = try await api.post("/v1/announcements/\(id)/send", key: key, json: [:])
+                _ = try await tidings.fanOuts.drain()
+                #expect((try await api.get("/v1/announcements/\(id)", key: key).json["messages"] as? [String: Int])?["queued"] == 12)
+                // Twelve queued messages, one job that hands them out.
+                #expect(try await Self.jobCounts(tidings) == [AnnouncementRepository.handOutKind: 1])
+
+                // One of them cancelled while it waits (it has no job to remove).
+                let waiting = try await api.get("/v1/messages?status=queued", key: key)
+                let cancelledId = try #require(waiting.data.first?["id"] as? String)
+                let cancelled = try await api.delete("/v1/messages/\(cancelledId)", key: key)
+                #expect(cancelled.json["status"] as? String == "cancelled", "\(cancelled.body)")
+
+                // A password reset sent now, behind the announcement.
+                let urgent = try await api.post("/v1/messages", key: key, json: ["rcpt": "urgent@example.com", "templateSlug": "welcome"])
+                #expect(urgent.status == .accepted, "\(urgent.body)")
+                var settings = tidings.configuration.delivery
+                settings.concurrency = 3
+                let worker = DeliveryWorker(tidings.environment, settings: settings, signal: JobSignal())
+                #expect(try await worker.drain() == 12, "11 announcement messages and the reset")
+                await worker.shutdownPools()
+                let received = try await peer.waitForMessages(12)
+                #expect(received.prefix(3).contains { $0.recipients == ["urgent@example.com"] }, "the reset was in the first claim")
+                #expect(!received.contains { message in message.text.contains(cancelledId) }, "the cancelled message was not sent")
+                #expect(try await Self.jobCounts(tidings).isEmpty, "every job is done, the hand-out's too")
+                let detail = try await api.get("/v1/announcements/\(id)", key: key)
+                #expect((detail.json["messages"] as? [String: Int])?["sent"] == 11, "\(detail.body)")
+
+                // The fan-out stores no `queued` step; the timeline shows it from the message row.
+                let delivered = try #require(try await api.get("/v1/messages?status=delivered", key: key).data.first { ($0["id"] as? String) != urgent.json["id"] as? String })
+                let deliveredId = try #require(delivered["id"] as? String)
+                let shown = try await api.get("/v1/messages/\(deliveredId)", key: key)
+                let timeline = try #require(shown.json["timeline"] as? [[String: Any]])
+                #expect(timeline.map { $0["status"] as? String } == ["queued", "sending", "delivered"], "\(shown.body)")
+                #expect(timeline.first?["at"] as? String == shown.json["createdAt"] as? String, "\(shown.body)")
+                let stored = try await tidings.database.read { db in
+                    try await db.raw("SELECT kind FROM message_events WHERE message_id = \(bind: deliveredId) ORDER BY position").all()
+                        .map { try $0.decode(column: "kind", as: String.self) }
+                }
+                #expect(stored == ["sending", "delivered"])
+            }
+        }
+    }
+
     // MARK: Crash and takeover
 
     @Test("A fan-out stopped between batches is taken over after its lease runs out; nobody gets a second copy", arguments: TestBackend.all)

@@ -1,5 +1,6 @@
 import Foundation
 import SQLKit
+import TidingsCrypto
 import TidingsDomain
 
 /// Announcements of one workspace and the progress of their fan-out. Names, template slugs
@@ -154,20 +155,95 @@ public struct AnnouncementRepository: Sendable {
     }
 
     /// A pause: deliveries of the announcement's waiting messages (not leased by a worker right
-    /// now) are held until `releaseDeliveries`.
+    /// now) are held until `releaseDeliveries`, and so is the handing out of its queued ones.
     public func holdDeliveries(id: String, now: Date) async throws {
         try await db.raw("""
-            UPDATE jobs SET run_at = \(bind: Timestamp.format(Self.held)) WHERE workspace_id = \(bind: workspaceId) AND kind = 'message.deliver'
-            AND (lease_until IS NULL OR lease_until < \(bind: Timestamp.format(now))) AND subject_id IN (\(waitingMessages(id)))
+            UPDATE jobs SET run_at = \(bind: Timestamp.format(Self.held)) WHERE workspace_id = \(bind: workspaceId)
+            AND (lease_until IS NULL OR lease_until < \(bind: Timestamp.format(now)))
+            AND ((kind = 'message.deliver' AND subject_id IN (\(waitingMessages(id)))) OR (kind = \(bind: Self.handOutKind) AND subject_id = \(bind: id)))
             """).run()
     }
 
-    /// A resume: held deliveries are due again.
+    /// A resume: held deliveries are due again, and queued messages are handed out again.
     public func releaseDeliveries(id: String, now: Date) async throws {
         try await db.raw("""
             UPDATE jobs SET run_at = \(bind: Timestamp.format(now)) WHERE workspace_id = \(bind: workspaceId) AND kind = 'message.deliver'
             AND run_at = \(bind: Timestamp.format(Self.held)) AND subject_id IN (\(waitingMessages(id)))
             """).run()
+        try await wakeHandOut(id: id, now: now)
+    }
+
+    // MARK: Handing queued messages to the delivery queue
+
+    /// The job that hands an announcement's queued messages to the delivery queue. The fan-out
+    /// writes messages without delivery jobs (a million of them would be a million job rows
+    /// written while it runs, and mail sent afterwards, a password reset say, would wait
+    /// behind all of them); delivery workers turn a few of them into jobs whenever they have
+    /// free slots that other mail does not fill (`handOut`).
+    public static let handOutKind = "announcement.deliveries"
+
+    /// Makes the announcement's hand-out job due now, creating it if need be (after each
+    /// batch of the fan-out, and on resume).
+    public func wakeHandOut(id: String, now: Date) async throws {
+        let stamp = Timestamp.format(now)
+        try await db.raw("""
+            INSERT INTO jobs (id, workspace_id, kind, subject_id, run_at, created_at)
+            VALUES (\(bind: Identifier.make("job", at: now)), \(bind: workspaceId), \(bind: Self.handOutKind), \(bind: id), \(bind: stamp), \(bind: stamp))
+            ON CONFLICT (kind, subject_id) DO UPDATE SET run_at = excluded.run_at WHERE jobs.run_at > excluded.run_at
+            """).run()
+    }
+
+    /// Turns up to `limit` queued messages of announcements into delivery jobs of `kind`, due
+    /// now; returns how many. Runs in the claiming transaction of a delivery worker (instance
+    /// scope). Each announcement's hand-out job is claimed first, so two workers never hand
+    /// out the same announcement at once; the announcement's row is read for update, so a
+    /// pause or cancellation either comes first (nothing is handed out) or sees the new jobs
+    /// (and holds or removes them).
+    public static func handOut(limit: Int, kind: String, owner: String, now: Date, lease: TimeInterval, db: any SQLDatabase) async throws -> Int {
+        var handedOut = 0
+        // A few announcements at most per claim; each job is finished in this transaction.
+        for _ in 0..<4 where handedOut < limit {
+            guard let job = try await JobRepository(db).claim(
+                kinds: [handOutKind], owner: owner, now: now, leaseUntil: now.addingTimeInterval(lease), limit: 1
+            ).first else { break }
+            let lock: SQLQueryString = db.isSQLite ? "" : " FOR UPDATE"
+            let stored = try await db.raw("""
+                SELECT status FROM announcements WHERE workspace_id = \(bind: job.workspaceId) AND id = \(bind: job.subjectId)\(lock)
+                """).first()?.decode(column: "status", as: String.self)
+            let status = stored.flatMap { AnnouncementStatus(rawValue: $0) }
+            switch status {
+            case .paused:
+                try await JobRepository(db).reschedule(id: job.id, runAt: held)
+                continue
+            case .sending, .sent, .scheduled:
+                break
+            case .draft, .cancelled, nil:
+                // Cancelled (its queued messages were cancelled with it) or gone.
+                try await JobRepository(db).complete(ids: [job.id])
+                continue
+            }
+            let wanted = limit - handedOut
+            // Queued messages of the announcement without a job: the origin index, in the order
+            // the fan-out wrote them. Those handed out but not claimed yet are skipped.
+            let ids = try await db.raw("""
+                SELECT m.id FROM messages m WHERE m.workspace_id = \(bind: job.workspaceId) AND m.origin_id = \(bind: job.subjectId) AND m.status = 'queued'
+                AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.kind = \(bind: kind) AND j.subject_id = m.id)
+                LIMIT \(literal: wanted)
+                """).all().map { try $0.decode(column: "id", as: String.self) }
+            try await JobRepository(db).enqueue(ids.map { (Identifier.make("job", at: now), job.workspaceId, kind, $0, now) }, at: now)
+            handedOut += ids.count
+            if ids.count == wanted {
+                // More may be waiting: due again at once.
+                try await JobRepository(db).reschedule(id: job.id, runAt: now)
+            } else if status == .sent {
+                // Every message is queued and now handed out.
+                try await JobRepository(db).complete(ids: [job.id])
+            } else {
+                // The fan-out goes on and wakes the job with its next batch; the delay is a backstop.
+                try await JobRepository(db).reschedule(id: job.id, runAt: now.addingTimeInterval(5))
+            }
+        }
+        return handedOut
     }
 
     /// Where held jobs wait: far enough that no worker claims them (9999-01-01).

@@ -119,6 +119,14 @@ public struct JobRepository: Sendable {
             """).first() != nil
     }
 
+    /// Whether a worker holds the job about `subjectId` right now.
+    public func isLeased(kind: String, subjectId: String, now: Date) async throws -> Bool {
+        try await db.raw("""
+            SELECT 1 AS leased FROM jobs WHERE kind = \(bind: kind) AND subject_id = \(bind: subjectId)
+                AND lease_until IS NOT NULL AND lease_until >= \(bind: Timestamp.format(now))
+            """).first() != nil
+    }
+
     /// When the next job of `kinds` falls due, if any is waiting.
     public func nextRunAt(kinds: [String]) async throws -> Date? {
         try await db.raw("""

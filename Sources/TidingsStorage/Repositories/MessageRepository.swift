@@ -156,7 +156,7 @@ public struct MessageRepository: Sendable {
             last[try row.decode(column: "message_id", as: String.self)] = try row.decode(column: "last", as: Int?.self) ?? 0
         }
         let rows = messages.filter { marked.contains($0.id) }.map { message -> SQLQueryString in
-            "(\(bind: Identifier.make("me", at: now)), \(bind: message.workspaceId), \(bind: message.id), \(bind: (last[message.id] ?? 0) + 1), 'sending', NULL, \(bind: stamp))"
+            "(\(bind: Identifier.make("me", at: now)), \(bind: message.workspaceId), \(bind: message.id), \(bind: (last[message.id] ?? 1) + 1), 'sending', NULL, \(bind: stamp))"
         }
         try await db.raw("""
             INSERT INTO message_events (id, workspace_id, message_id, position, kind, detail_sealed, at) VALUES \(rows.joined(separator: ", "))
@@ -214,7 +214,7 @@ public struct MessageRepository: Sendable {
                 SELECT message_id, MAX(position) AS last FROM message_events
                 WHERE workspace_id = \(bind: workspaceId) AND message_id IN (\(binds: ids)) GROUP BY message_id
                 """).all() {
-                positions[try row.decode(column: "message_id", as: String.self)] = try row.decode(column: "last", as: Int?.self) ?? 0
+                positions[try row.decode(column: "message_id", as: String.self)] = try row.decode(column: "last", as: Int?.self) ?? 1
             }
         }
         if newMessages, events.count > 1, let at = events.first?.event.at, events.allSatisfy({ $0.event.at == at }) {
@@ -222,7 +222,8 @@ public struct MessageRepository: Sendable {
         }
         var rows: [SQLQueryString] = []
         for (messageId, event) in events {
-            let position = (positions[messageId] ?? 0) + 1
+            // A message with no stored step yet has the implied first one (`timeline(of:)`).
+            let position = positions[messageId].map { $0 + 1 } ?? (newMessages ? 1 : 2)
             positions[messageId] = position
             let detail = try sealDetail(event)
             rows.append("(\(bind: event.id), \(bind: workspaceId), \(bind: messageId), \(bind: position), \(bind: event.kind.rawValue), \(bind: detail), \(bind: Timestamp.format(event.at)))")
@@ -251,12 +252,18 @@ public struct MessageRepository: Sendable {
         event.detail.isEmpty ? nil : try vault.seal(JSONValue.object(event.detail).serializedString, table: "message_events", column: "detail", row: event.id)
     }
 
-    public func events(messageId: String) async throws -> [MessageEvent] {
+    /// The message's timeline. Its first step is at position 1; when no row holds that
+    /// position, the step is implied by the message row: `queued` at its creation. Announcement
+    /// fan-outs store none (one row fewer for each of up to millions of messages).
+    public func timeline(of message: Message) async throws -> [MessageEvent] {
         var events: [MessageEvent] = []
+        var first = true
         for row in try await db.raw("""
-            SELECT id, kind, detail_sealed, at FROM message_events
-            WHERE workspace_id = \(bind: workspaceId) AND message_id = \(bind: messageId) ORDER BY position
+            SELECT id, position, kind, detail_sealed, at FROM message_events
+            WHERE workspace_id = \(bind: workspaceId) AND message_id = \(bind: message.id) ORDER BY position
             """).all() {
+            if first, try row.decode(column: "position", as: Int.self) != 1 { events.append(Self.impliedStep(of: message)) }
+            first = false
             let id = try row.decode(column: "id", as: String.self)
             guard let kind = MessageStatus(rawValue: try row.decode(column: "kind", as: String.self)) else {
                 throw StorageError.corruptValue(column: "message_events.kind")
@@ -271,7 +278,12 @@ public struct MessageRepository: Sendable {
             }
             events.append(MessageEvent(id: id, kind: kind, detail: detail, at: try row.decodeTimestamp("at")))
         }
-        return events
+        return first ? [Self.impliedStep(of: message)] : events
+    }
+
+    /// The first step of a message whose timeline does not store it.
+    static func impliedStep(of message: Message) -> MessageEvent {
+        MessageEvent(id: "me_" + message.id.dropFirst("msg_".count), kind: .queued, at: message.createdAt)
     }
 
     /// The domain of `<id@domain>`.
