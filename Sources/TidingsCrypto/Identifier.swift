@@ -9,7 +9,7 @@ public enum Identifier {
     private static let alphabet = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
 
     public static func make(_ prefix: String, at date: Date = Date()) -> String {
-        var generator = SystemRandomNumberGenerator()
+        var generator = BufferedRandom()
         return make(prefix, milliseconds: UInt64(max(0, date.timeIntervalSince1970 * 1000)), using: &generator)
     }
 

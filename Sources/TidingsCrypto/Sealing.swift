@@ -78,7 +78,9 @@ public enum Sealer {
     public static func seal(_ plaintext: some DataProtocol, with key: DataKey, context: SealContext) throws -> Data {
         let keyId = Data(key.id.utf8)
         precondition(keyId.count <= 255, "key ids are short")
-        let box = try AES.GCM.seal(plaintext, using: key.key, nonce: AES.GCM.Nonce(), authenticating: context.associatedData)
+        // A fresh random nonce for every value (never reused under one key: 96 random bits).
+        let nonce = try AES.GCM.Nonce(data: BufferedRandom.bytes(12))
+        let box = try AES.GCM.seal(plaintext, using: key.key, nonce: nonce, authenticating: context.associatedData)
         var out = Data([version, UInt8(keyId.count)])
         out.append(keyId)
         out.append(contentsOf: box.nonce)

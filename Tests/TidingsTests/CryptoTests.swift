@@ -44,4 +44,36 @@ struct CryptoTests {
         #expect(earlier < later)
         #expect(Set((0..<1000).map { _ in Identifier.make("ev") }).count == 1000)
     }
+
+    @Test("Buffered randomness never hands out the same bytes twice, across refills and threads")
+    func bufferedRandom() async {
+        // 12-byte values, as nonces are: several refills of the 4 KiB buffer, from many tasks at once.
+        let values = await withTaskGroup(of: [[UInt8]].self) { group in
+            for _ in 0..<8 { group.addTask { (0..<2000).map { _ in BufferedRandom.bytes(12) } } }
+            return await group.reduce(into: []) { $0 += $1 }
+        }
+        #expect(values.count == 16000)
+        #expect(Set(values).count == values.count)
+        // Every byte value turns up, each about as often as the others (192,000 bytes: 750 each on average).
+        var counts = [Int](repeating: 0, count: 256)
+        for value in values { for byte in value { counts[Int(byte)] += 1 } }
+        #expect(counts.min()! > 550 && counts.max()! < 950, "\(counts.min()!) … \(counts.max()!)")
+        var generator = BufferedRandom()
+        #expect(Set((0..<1000).map { _ in generator.next() as UInt64 }).count == 1000)
+    }
+
+    @Test("Sealed values of the same text under the same key differ (a fresh nonce each time) and open again")
+    func sealingNonces() throws {
+        let key = DataKey(id: "dk_test", key: SymmetricKeyMaterial.random())
+        let context = SealContext(workspaceId: "ws_test", table: "contacts", column: "email", rowId: "ct_1")
+        let sealed = try (0..<500).map { _ in try Sealer.seal(Data("ann@example.com".utf8), with: key, context: context) }
+        #expect(Set(sealed).count == 500)
+        // The nonce sits after the version, the key id's length and the key id.
+        let nonces = sealed.map { $0.dropFirst(2 + "dk_test".utf8.count).prefix(12) }
+        #expect(Set(nonces.map { Array($0) }).count == 500)
+        for value in sealed.prefix(3) {
+            let opened = try Sealer.open(value, with: key, context: context)
+            #expect(String(decoding: opened, as: UTF8.self) == "ann@example.com")
+        }
+    }
 }
