@@ -1,8 +1,13 @@
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
 import Synchronization
 
 /// Random bits from the operating system's generator, read 4 KiB at a time. Identifiers and
-/// nonces take a few bytes each, millions of times in a large fan-out; one `getrandom` call
-/// per 4 KiB instead of one or two per value. Every byte is handed out once.
+/// nonces take a few bytes each, millions of times in a large fan-out; one read of the kernel's
+/// generator per 4 KiB instead of a call per 8 bytes. Every byte is handed out once.
 public struct BufferedRandom: RandomNumberGenerator {
     private static let pool = Mutex(Pool())
 
@@ -13,15 +18,7 @@ public struct BufferedRandom: RandomNumberGenerator {
         mutating func take(_ count: Int, into target: UnsafeMutableRawBufferPointer) {
             precondition(count <= bytes.count)
             if used + count > bytes.count {
-                var system = SystemRandomNumberGenerator()
-                bytes.withUnsafeMutableBytes { buffer in
-                    var offset = 0
-                    while offset < buffer.count {
-                        let word = system.next() as UInt64
-                        withUnsafeBytes(of: word) { buffer.baseAddress!.advanced(by: offset).copyMemory(from: $0.baseAddress!, byteCount: 8) }
-                        offset += 8
-                    }
-                }
+                bytes.withUnsafeMutableBytes { BufferedRandom.fill($0) }
                 used = 0
             }
             bytes.withUnsafeBytes { source in
@@ -34,6 +31,30 @@ public struct BufferedRandom: RandomNumberGenerator {
     }
 
     public init() {}
+
+    /// The kernel's generator (the one behind getrandom), kept open; -1 when it cannot be opened.
+    private static let device: Int32 = open("/dev/urandom", O_RDONLY | O_CLOEXEC)
+
+    /// Fills `buffer` from the operating system in one read where it can.
+    static func fill(_ buffer: UnsafeMutableRawBufferPointer) {
+        var offset = 0
+        while device >= 0, offset < buffer.count {
+            let count = read(device, buffer.baseAddress! + offset, buffer.count - offset)
+            if count > 0 {
+                offset += count
+            } else if count < 0 && errno == EINTR {
+                continue
+            } else {
+                break
+            }
+        }
+        // Without the device: the standard library's generator.
+        var system = SystemRandomNumberGenerator()
+        while offset < buffer.count {
+            buffer[offset] = UInt8(truncatingIfNeeded: system.next() as UInt64)
+            offset += 1
+        }
+    }
 
     public mutating func next() -> UInt64 {
         var value: UInt64 = 0

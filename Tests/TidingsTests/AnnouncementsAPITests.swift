@@ -396,6 +396,43 @@ struct AnnouncementsAPITests {
         }
     }
 
+    @Test("Contacts of another workspace created in between are neither counted nor judged by their attributes or events", arguments: TestBackend.all)
+    func interleavedWorkspaces(backend: TestBackend) async throws {
+        try await SMTPPeer.with(["--mode", "plain"]) { peer in
+            try await withAPI(backend) { api, tidings in
+                let setup = try await MessagesAPITests.setUp(api, tidings, peer: peer)
+                let key = setup.workspace.key
+                let other = try await tidings.makeWorkspace(name: "Other")
+                // Ids of both workspaces' contacts interleave: each of ours lies between two of theirs.
+                for index in 0..<9 {
+                    _ = try await api.post("/v1/contacts", key: other.key, json: ["email": "them\(index)@example.com", "plan": "pro"])
+                    _ = try await api.post("/v1/events", key: other.key, json: ["email": "them\(index)@example.com", "slug": "upgraded"])
+                    _ = try await api.post("/v1/contacts", key: key, json: ["email": "us\(index)@example.com", "plan": index % 3 == 0 ? "pro" : "free"])
+                    if index % 3 == 1 { _ = try await api.post("/v1/events", key: key, json: ["email": "us\(index)@example.com", "slug": "upgraded"]) }
+                }
+                let segment = try #require(try await api.post("/v1/segments", key: key, json: [
+                    "name": "Pro or upgraded", "filter": ["match": "any", "conditions": [
+                        ["attribute": "plan", "op": "eq", "value": "pro"], ["event": "upgraded", "op": "did"],
+                    ]],
+                ]).json["id"] as? String)
+                let count = try await api.get("/v1/segments/\(segment)/count", key: key)
+                #expect(count.json["contacts"] as? Int == 9 && count.json["matching"] as? Int == 6, "\(count.body)")
+                let id = try #require(try await api.post("/v1/announcements", key: key, json: ["name": "Ours", "templateSlug": "welcome", "segmentId": segment]).json["id"] as? String)
+                _ = try await api.post("/v1/announcements/\(id)/send", key: key, json: [:])
+                // Batches of two: every batch's id range takes in contacts of the other workspace.
+                let worker = AnnouncementWorker(
+                    tidings.environment, messages: tidings.messages, signal: JobSignal(), deliveries: JobSignal(), settings: .init(batchSize: 2)
+                )
+                _ = try await worker.drain()
+                let detail = try await api.get("/v1/announcements/\(id)", key: key)
+                #expect(detail.json["audience"] as? [String: Int] == ["considered": 9, "messages": 6, "notInSegment": 3, "unsubscribed": 0], "\(detail.body)")
+                _ = try await tidings.deliveries.drain()
+                let inbox = Set(try await peer.waitForMessages(6).flatMap(\.recipients))
+                #expect(inbox == Set([0, 3, 6, 1, 4, 7].map { "us\($0)@example.com" }))
+            }
+        }
+    }
+
     // MARK: Sharing the delivery queue
 
     static func jobCounts(_ tidings: Tidings) async throws -> [String: Int] {

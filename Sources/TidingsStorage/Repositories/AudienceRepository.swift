@@ -42,8 +42,11 @@ public struct AudienceRepository: Sendable {
             ids.append(id)
             members.append((id, ContactStatus(rawValue: try row.decode(column: "status", as: String.self)) ?? .active, sealed))
         }
-        let values = attributes.isEmpty ? [:] : try await attributeValues(of: ids, names: attributes)
-        let times = events.isEmpty ? [:] : try await eventTimes(of: ids, events: events)
+        // The batch holds every contact of the workspace from its first id to its last, so their
+        // attributes and events are read by that range (one index range, two bound ids).
+        let range = (first: ids[0], last: ids[ids.count - 1])
+        let values = attributes.isEmpty ? [:] : try await attributeValues(of: range, names: attributes)
+        let times = events.isEmpty ? [:] : try await eventTimes(of: range, events: events)
         return members.map { member in
             Member(
                 id: member.id, status: member.status, emailSealed: member.emailSealed,
@@ -57,19 +60,17 @@ public struct AudienceRepository: Sendable {
         try await vault.open(member.emailSealed, table: "contacts", column: "email", row: member.id)
     }
 
-    private func attributeValues(of ids: [String], names: Set<String>) async throws -> [String: [String: AttributeValue]] {
-        // By primary key (contact_id, name): with the workspace in the WHERE clause a planner
-        // may pick the (workspace, name) index and read every contact's value per batch. The
-        // workspace is checked on each row instead.
+    private func attributeValues(of range: (first: String, last: String), names: Set<String>) async throws -> [String: [String: AttributeValue]] {
+        // A range of the primary key (contact_id, name): with the workspace in the WHERE clause
+        // a planner may pick the (workspace, name) index and read every contact's value per
+        // batch. Contacts of other workspaces whose ids fall in the range are skipped here.
         let rows = try await db.raw("""
             SELECT contact_id, workspace_id, name, kind, value_sealed FROM contact_attributes
-            WHERE contact_id IN (\(binds: ids)) AND name IN (\(binds: names.sorted()))
+            WHERE contact_id >= \(bind: range.first) AND contact_id <= \(bind: range.last) AND name IN (\(binds: names.sorted()))
             """).all()
         var result: [String: [String: AttributeValue]] = [:]
         for row in rows {
-            guard try row.decode(column: "workspace_id", as: String.self) == workspaceId else {
-                throw StorageError.corruptValue(column: "contact_attributes.workspace_id")
-            }
+            guard try row.decode(column: "workspace_id", as: String.self) == workspaceId else { continue }
             let contactId = try row.decode(column: "contact_id", as: String.self)
             let name = try row.decode(column: "name", as: String.self)
             guard let sealed = try row.decode(column: "value_sealed", as: String?.self) else {
@@ -83,10 +84,11 @@ public struct AudienceRepository: Sendable {
     }
 
     /// Per contact and slug, the newest `events[slug]` occurrence times.
-    private func eventTimes(of ids: [String], events: [String: Int]) async throws -> [String: [String: [Date]]] {
+    private func eventTimes(of range: (first: String, last: String), events: [String: Int]) async throws -> [String: [String: [Date]]] {
         let rows = try await db.raw("""
             SELECT contact_id, slug, occurred_at FROM events
-            WHERE workspace_id = \(bind: workspaceId) AND contact_id IN (\(binds: ids)) AND slug IN (\(binds: events.keys.sorted()))
+            WHERE workspace_id = \(bind: workspaceId) AND contact_id >= \(bind: range.first) AND contact_id <= \(bind: range.last)
+            AND slug IN (\(binds: events.keys.sorted()))
             ORDER BY contact_id, slug, occurred_at DESC
             """).all()
         var result: [String: [String: [Date]]] = [:]
