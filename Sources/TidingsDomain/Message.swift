@@ -67,6 +67,43 @@ public struct MessageRequest: Sendable, Equatable, Codable {
         var seen = Set<String>()
         return ([rcpt] + cc + bcc).filter { seen.insert($0).inserted }
     }
+
+    private enum CodingKeys: String, CodingKey {
+        case rcpt, variables, cc, bcc, replyTo, headers, metadata, attachments, settled, tracking
+    }
+
+    /// Fields left out are empty (or `nil`).
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            rcpt: try container.decode(String.self, forKey: .rcpt),
+            variables: try container.decodeIfPresent([String: JSONValue].self, forKey: .variables) ?? [:],
+            cc: try container.decodeIfPresent([String].self, forKey: .cc) ?? [],
+            bcc: try container.decodeIfPresent([String].self, forKey: .bcc) ?? [],
+            replyTo: try container.decodeIfPresent(String.self, forKey: .replyTo),
+            headers: try container.decodeIfPresent([[String]].self, forKey: .headers) ?? [],
+            metadata: try container.decodeIfPresent([String: JSONValue].self, forKey: .metadata) ?? [:],
+            attachments: try container.decodeIfPresent([MessageAttachment].self, forKey: .attachments) ?? [],
+            settled: try container.decodeIfPresent([String].self, forKey: .settled) ?? [],
+            tracking: try container.decodeIfPresent(TrackingOverride.self, forKey: .tracking)
+        )
+    }
+
+    /// Empty fields are left out: a million announcement messages each store (sealed) little
+    /// more than their recipient.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(rcpt, forKey: .rcpt)
+        if !variables.isEmpty { try container.encode(variables, forKey: .variables) }
+        if !cc.isEmpty { try container.encode(cc, forKey: .cc) }
+        if !bcc.isEmpty { try container.encode(bcc, forKey: .bcc) }
+        try container.encodeIfPresent(replyTo, forKey: .replyTo)
+        if !headers.isEmpty { try container.encode(headers, forKey: .headers) }
+        if !metadata.isEmpty { try container.encode(metadata, forKey: .metadata) }
+        if !attachments.isEmpty { try container.encode(attachments, forKey: .attachments) }
+        if !settled.isEmpty { try container.encode(settled, forKey: .settled) }
+        try container.encodeIfPresent(tracking, forKey: .tracking)
+    }
 }
 
 /// Where a message came from. Transactional mail (`api`) ignores topics and unsubscribes;

@@ -38,4 +38,25 @@ struct RecipientSealerTests {
             await #expect(throws: SealingError.self) { try await Self.vault.open(sealed, table: "messages", column: "request", row: "msg_other") }
         }
     }
+
+    @Test("A stored request leaves out what is empty, reads back whole, and requests stored with every field still read")
+    func compactRequests() throws {
+        let minimal = MessageRequest(rcpt: "ada@example.com")
+        let minimalJSON = String(decoding: try JSONEncoder().encode(minimal), as: UTF8.self)
+        #expect(minimalJSON == #"{"rcpt":"ada@example.com"}"#)
+        #expect(try JSONDecoder().decode(MessageRequest.self, from: Data(minimalJSON.utf8)) == minimal)
+
+        let full = MessageRequest(
+            rcpt: "ada@example.com", variables: ["order": .object(["id": .number(7)])], cc: ["cc@example.com"], bcc: ["bcc@example.com"],
+            replyTo: "reply@example.com", headers: [["X-Campaign", "spring"]], metadata: ["ref": .string("r1")],
+            attachments: [MessageAttachment(filename: "a.txt", contentType: "text/plain", content: "aGk=")], settled: ["cc@example.com"],
+            tracking: TrackingOverride(opens: false, clicks: true)
+        )
+        #expect(try JSONDecoder().decode(MessageRequest.self, from: JSONEncoder().encode(full)) == full)
+
+        // The form written before empty fields were left out.
+        let earlier = #"{"rcpt":"bob@example.com","variables":{},"cc":[],"bcc":[],"headers":[],"metadata":{},"attachments":[],"settled":[]}"#
+        #expect(try JSONDecoder().decode(MessageRequest.self, from: Data(earlier.utf8)) == MessageRequest(rcpt: "bob@example.com"))
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(MessageRequest.self, from: Data(#"{"cc":[]}"#.utf8)) }
+    }
 }
