@@ -33,7 +33,7 @@ public final class AnnouncementWorker: Sendable {
         /// How long a paused fan-out waits before it looks again.
         public var pausedRecheck: TimeInterval
 
-        public init(batchSize: Int = 2000, lease: TimeInterval = 60, pollInterval: Duration = .seconds(5), pausedRecheck: TimeInterval = 60) {
+        public init(batchSize: Int = 4000, lease: TimeInterval = 60, pollInterval: Duration = .seconds(5), pausedRecheck: TimeInterval = 60) {
             self.batchSize = batchSize
             self.lease = lease
             self.pollInterval = pollInterval
