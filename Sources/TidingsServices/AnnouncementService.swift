@@ -195,6 +195,7 @@ public struct AnnouncementService: Sendable {
         let audit = try await env.auditRecorder()
         try await env.database.transaction { db in
             let repository = AnnouncementRepository(db, workspaceId: workspaceId)
+            try await repository.lockHandOut(id: id)
             guard let announcement = try await repository.find(id: id) else { throw Self.notFound }
             guard announcement.finishedAt == nil,
                   try await repository.transition(id: id, from: [.scheduled, .sending, .sent], to: .paused, at: now)
@@ -213,6 +214,7 @@ public struct AnnouncementService: Sendable {
         let audit = try await env.auditRecorder()
         try await env.database.transaction { db in
             let repository = AnnouncementRepository(db, workspaceId: workspaceId)
+            try await repository.lockHandOut(id: id)
             guard let announcement = try await repository.find(id: id) else { throw Self.notFound }
             guard announcement.status == .paused, let from = try await repository.pausedFrom(id: id) else {
                 throw DomainError(.conflict, code: "not_paused", message: "The announcement is \(announcement.status.rawValue), not paused.")
@@ -240,6 +242,7 @@ public struct AnnouncementService: Sendable {
         let audit = try await env.auditRecorder()
         try await env.database.transaction { db in
             let repository = AnnouncementRepository(db, workspaceId: workspaceId)
+            try await repository.lockHandOut(id: id)
             guard let announcement = try await repository.find(id: id) else { throw Self.notFound }
             guard announcement.finishedAt == nil,
                   try await repository.transition(id: id, from: [.scheduled, .sending, .paused, .sent], to: .cancelled, at: now, finished: true)

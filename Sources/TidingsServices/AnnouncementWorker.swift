@@ -315,6 +315,7 @@ public final class AnnouncementWorker: Sendable {
         let audit = try await env.auditRecorder()
         try await env.database.transaction { db in
             let repository = AnnouncementRepository(db, workspaceId: announcement.workspaceId)
+            try await repository.lockHandOut(id: announcement.id)
             if try await repository.transition(id: announcement.id, from: [.sending, .scheduled], to: .paused, at: now) {
                 try await repository.holdDeliveries(id: announcement.id, now: now)
                 var summary = AnnouncementService.summary(announcement)

@@ -494,6 +494,43 @@ struct AnnouncementsAPITests {
         }
     }
 
+    @Test("Pausing and resuming while delivery workers hand out messages answers every time, loses nothing and sends nothing twice", arguments: TestBackend.all)
+    func pauseWhileHandingOut(backend: TestBackend) async throws {
+        try await SMTPPeer.with(["--mode", "plain"]) { peer in
+            try await withAPI(backend) { api, tidings in
+                let setup = try await MessagesAPITests.setUp(api, tidings, peer: peer)
+                let key = setup.workspace.key
+                for index in 0..<30 { _ = try await api.post("/v1/contacts", key: key, json: ["email": "r\(index)@example.com", "plan": "pro"]) }
+                let id = try #require(try await api.post("/v1/announcements", key: key, json: ["name": "All", "templateSlug": "welcome"]).json["id"] as? String)
+                _ = try await api.post("/v1/announcements/\(id)/send", key: key, json: [:])
+                _ = try await tidings.fanOuts.drain()
+                var settings = tidings.configuration.delivery
+                settings.concurrency = 2
+                let worker = DeliveryWorker(tidings.environment, settings: settings, signal: JobSignal())
+                async let delivering: Void = {
+                    for _ in 0..<40 {
+                        _ = try await worker.drain()
+                        try await Task.sleep(for: .milliseconds(3))
+                    }
+                }()
+                for _ in 0..<12 {
+                    let paused = try await api.post("/v1/announcements/\(id)/pause", key: key, json: [:])
+                    #expect(paused.status == .ok, "\(paused.body)")
+                    let resumed = try await api.post("/v1/announcements/\(id)/resume", key: key, json: [:])
+                    #expect(resumed.status == .ok, "\(resumed.body)")
+                }
+                try await delivering
+                _ = try await worker.drain()
+                await worker.shutdownPools()
+                let received = try await peer.waitForMessages(30)
+                #expect(received.count == 30 && peer.received().count == 30)
+                #expect(Set(received.flatMap(\.recipients)) == Set((0..<30).map { "r\($0)@example.com" }))
+                let left = try await Self.jobCounts(tidings)
+                #expect(left.isEmpty, "\(left)")
+            }
+        }
+    }
+
     // MARK: Crash and takeover
 
     @Test("A fan-out stopped between batches is taken over after its lease runs out; nobody gets a second copy", arguments: TestBackend.all)

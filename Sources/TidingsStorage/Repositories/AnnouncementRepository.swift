@@ -182,6 +182,18 @@ public struct AnnouncementRepository: Sendable {
     /// free slots that other mail does not fill (`handOut`).
     public static let handOutKind = "announcement.deliveries"
 
+    /// Locks the announcement's hand-out job, if there is one (PostgreSQL; SQLite has one
+    /// writer). A pause, resume or cancellation takes this lock before it changes the
+    /// announcement: a delivery worker handing out its messages either finishes first (and the
+    /// change sees the new jobs) or skips the announcement. Locks are taken in that order
+    /// everywhere (hand-out job, then announcement), so the two never wait on each other.
+    public func lockHandOut(id: String) async throws {
+        guard !db.isSQLite else { return }
+        _ = try await db.raw("""
+            SELECT id FROM jobs WHERE kind = \(bind: Self.handOutKind) AND subject_id = \(bind: id) FOR UPDATE
+            """).all()
+    }
+
     /// Makes the announcement's hand-out job due now, creating it if need be (after each
     /// batch of the fan-out, and on resume).
     public func wakeHandOut(id: String, now: Date) async throws {
@@ -195,10 +207,10 @@ public struct AnnouncementRepository: Sendable {
 
     /// Turns up to `limit` queued messages of announcements into delivery jobs of `kind`, due
     /// now; returns how many. Runs in the claiming transaction of a delivery worker (instance
-    /// scope). Each announcement's hand-out job is claimed first, so two workers never hand
-    /// out the same announcement at once; the announcement's row is read for update, so a
-    /// pause or cancellation either comes first (nothing is handed out) or sees the new jobs
-    /// (and holds or removes them).
+    /// scope). Each announcement's hand-out job is claimed first (skipping locked ones), so two
+    /// workers never hand out the same announcement at once, and a pause or cancellation,
+    /// which locks that job first (`lockHandOut`), either comes before (nothing is handed out)
+    /// or after (and holds or removes the new jobs).
     public static func handOut(limit: Int, kind: String, owner: String, now: Date, lease: TimeInterval, db: any SQLDatabase) async throws -> Int {
         var handedOut = 0
         // A few announcements at most per claim; each job is finished in this transaction.
@@ -206,9 +218,8 @@ public struct AnnouncementRepository: Sendable {
             guard let job = try await JobRepository(db).claim(
                 kinds: [handOutKind], owner: owner, now: now, leaseUntil: now.addingTimeInterval(lease), limit: 1
             ).first else { break }
-            let lock: SQLQueryString = db.isSQLite ? "" : " FOR UPDATE"
             let stored = try await db.raw("""
-                SELECT status FROM announcements WHERE workspace_id = \(bind: job.workspaceId) AND id = \(bind: job.subjectId)\(lock)
+                SELECT status FROM announcements WHERE workspace_id = \(bind: job.workspaceId) AND id = \(bind: job.subjectId)
                 """).first()?.decode(column: "status", as: String.self)
             let status = stored.flatMap { AnnouncementStatus(rawValue: $0) }
             switch status {
