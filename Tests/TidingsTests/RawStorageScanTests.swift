@@ -79,16 +79,19 @@ struct RawStorageScanTests {
         await scratch.remove()
     }
 
-    @Test("The scanner finds addresses and keys between binary bytes, and not look-alikes")
+    @Test("The scanner finds addresses and keys between binary bytes, and not look-alikes or short random matches")
     func scannerFindsAddressesInBinary() {
         let key = "tdg_" + String(repeating: "Ab1", count: 14)
         var page: [UInt8] = [0, 7, 255] + Array("x ada.l+1@mail.example.org\u{1}".utf8) + [0xC3, 0x28]
         page += Array("id=\(key);tdg_short;p_1234@host;user@localhost;a@b.c;ok@x.io9".utf8) + [0]
+        // Random bytes that look like a short address with capitals; a long mixed-case address.
+        page += [0x91] + Array("o@b.evdU".utf8) + [0x05] + Array(" Ada.Lovelace@Example.COM ".utf8)
         let found = StorageScan.findings(in: page, source: "page", needles: ["Quokka"])
         #expect(found.contains("page: email address ada.l+1@mail.example.org"))
         #expect(found.contains("page: email address ok@x.io"))
+        #expect(found.contains("page: email address Ada.Lovelace@Example.COM"))
         #expect(found.contains("page: API key tdg_Ab1Ab1Ab…"))
-        #expect(found.count == 3, "\(found)")
+        #expect(found.count == 4, "\(found)")
         #expect(StorageScan.findings(in: Array("a Quokka-1".utf8), source: "p", needles: ["Quokka"]) == ["p: test value Quokka"])
     }
 

@@ -8,7 +8,8 @@ import Testing
 /// stores personal data in the clear fails the suite.
 enum StorageScan {
     /// What a scan found: where, and the matching text. Email addresses are a local part
-    /// and a domain whose last label is letters; API keys are `tdg_` and 40 or more letters
+    /// and a domain whose last label is letters (with capitals, 12 characters or more); API
+    /// keys are `tdg_` and 40 or more letters
     /// and digits. Works on raw bytes (a database page is not valid UTF-8) in one pass per
     /// kind — a regular expression over megabytes of pages took minutes.
     static func findings(in bytes: [UInt8], source: String, needles: [String]) -> [String] {
@@ -61,7 +62,13 @@ enum StorageScan {
                 guard labelEnd < bytes.count, bytes[labelEnd] == UInt8(ascii: "."), labelEnd + 1 < bytes.count else { break }
                 end = labelEnd + 1
             }
-            if let lastGoodEnd { found.append(String(decoding: bytes[start..<lastGoodEnd], as: UTF8.self)) }
+            guard let lastGoodEnd else { continue }
+            // Addresses are stored normalised to lower case. A short match with capitals is
+            // random bytes far more often than an address (WAL checksums and salts, hashes:
+            // `o@b.evdU` turned up in one); a longer one is still reported.
+            let match = bytes[start..<lastGoodEnd]
+            if match.contains(where: { (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) }) && match.count < 12 { continue }
+            found.append(String(decoding: match, as: UTF8.self))
         }
         return found
     }
