@@ -443,16 +443,30 @@ struct AnnouncementsAPITests {
         return counts
     }
 
+    /// `count` pro contacts `<prefix><n>@example.com` and an announcement to all of them, sent
+    /// and fanned out (its messages queued); returns the announcement's id.
+    static func queuedAnnouncement(to count: Int, prefix: String, _ api: TestClient, _ tidings: Tidings, key: String) async throws -> String {
+        for index in 0..<count { _ = try await api.post("/v1/contacts", key: key, json: ["email": "\(prefix)\(index)@example.com", "plan": "pro"]) }
+        let id = try #require(try await api.post("/v1/announcements", key: key, json: ["name": "All", "templateSlug": "welcome"]).json["id"] as? String)
+        _ = try await api.post("/v1/announcements/\(id)/send", key: key, json: [:])
+        _ = try await tidings.fanOuts.drain()
+        return id
+    }
+
+    /// A delivery worker of its own with `concurrency` slots.
+    static func deliveryWorker(_ tidings: Tidings, concurrency: Int) -> DeliveryWorker {
+        var settings = tidings.configuration.delivery
+        settings.concurrency = concurrency
+        return DeliveryWorker(tidings.environment, settings: settings, signal: JobSignal())
+    }
+
     @Test("Mail sent while an announcement waits goes out first; the announcement's messages get delivery jobs only as slots free up", arguments: TestBackend.all)
     func sharesTheQueue(backend: TestBackend) async throws {
         try await SMTPPeer.with(["--mode", "plain"]) { peer in
             try await withAPI(backend) { api, tidings in
                 let setup = try await MessagesAPITests.setUp(api, tidings, peer: peer)
                 let key = setup.workspace.key
-                for index in 0..<12 { _ = try await api.post("/v1/contacts", key: key, json: ["email": "reader\(index)@example.com", "plan": "pro"]) }
-                let id = try #require(try await api.post("/v1/announcements", key: key, json: ["name": "All", "templateSlug": "welcome"]).json["id"] as? String)
-                _ = try await api.post("/v1/announcements/\(id)/send", key: key, json: [:])
-                _ = try await tidings.fanOuts.drain()
+                let id = try await Self.queuedAnnouncement(to: 12, prefix: "reader", api, tidings, key: key)
                 #expect((try await api.get("/v1/announcements/\(id)", key: key).json["messages"] as? [String: Int])?["queued"] == 12)
                 // Twelve queued messages, one job that hands them out.
                 #expect(try await Self.jobCounts(tidings) == [AnnouncementRepository.handOutKind: 1])
@@ -466,9 +480,7 @@ struct AnnouncementsAPITests {
                 // A password reset sent now, behind the announcement.
                 let urgent = try await api.post("/v1/messages", key: key, json: ["rcpt": "urgent@example.com", "templateSlug": "welcome"])
                 #expect(urgent.status == .accepted, "\(urgent.body)")
-                var settings = tidings.configuration.delivery
-                settings.concurrency = 3
-                let worker = DeliveryWorker(tidings.environment, settings: settings, signal: JobSignal())
+                let worker = Self.deliveryWorker(tidings, concurrency: 3)
                 #expect(try await worker.drain() == 12, "11 announcement messages and the reset")
                 await worker.shutdownPools()
                 let received = try await peer.waitForMessages(12)
@@ -500,13 +512,8 @@ struct AnnouncementsAPITests {
             try await withAPI(backend) { api, tidings in
                 let setup = try await MessagesAPITests.setUp(api, tidings, peer: peer)
                 let key = setup.workspace.key
-                for index in 0..<30 { _ = try await api.post("/v1/contacts", key: key, json: ["email": "r\(index)@example.com", "plan": "pro"]) }
-                let id = try #require(try await api.post("/v1/announcements", key: key, json: ["name": "All", "templateSlug": "welcome"]).json["id"] as? String)
-                _ = try await api.post("/v1/announcements/\(id)/send", key: key, json: [:])
-                _ = try await tidings.fanOuts.drain()
-                var settings = tidings.configuration.delivery
-                settings.concurrency = 2
-                let worker = DeliveryWorker(tidings.environment, settings: settings, signal: JobSignal())
+                let id = try await Self.queuedAnnouncement(to: 30, prefix: "r", api, tidings, key: key)
+                let worker = Self.deliveryWorker(tidings, concurrency: 2)
                 async let delivering: Void = {
                     for _ in 0..<40 {
                         _ = try await worker.drain()
